@@ -1,0 +1,43 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+
+/** What a running task can learn about its own call. */
+export interface CallContext {
+	/** The call's id, unique within its scheduler. */
+	readonly id: number;
+	/**
+	 * Aborted when the call is being stopped: cancelled, or past one of its limits. The reason is
+	 * the `CancelledError` or the limit's error. The task has its plugin's `gracePeriod` to end.
+	 */
+	readonly signal: AbortSignal;
+}
+
+const KEY = Symbol.for("byop.callContext");
+type Global = typeof globalThis & { [KEY]?: AsyncLocalStorage<CallContext> };
+
+/** One store per thread, shared by every copy of this module loaded in it. */
+export function contextStorage(): AsyncLocalStorage<CallContext> {
+	const global = globalThis as Global;
+	global[KEY] ??= new AsyncLocalStorage<CallContext>();
+	return global[KEY];
+}
+
+const NEVER = new AbortController().signal;
+
+/**
+ * The context of the call running now, for code inside a task (in a worker thread, a process or
+ * the main thread). Outside a task it returns `undefined`.
+ *
+ * @example
+ * export async function train(epochs) {
+ *   const { signal } = currentCall() ?? {};
+ *   for (let i = 0; i < epochs && !signal?.aborted; i++) await step();
+ * }
+ */
+export function currentCall(): CallContext | undefined {
+	return contextStorage().getStore();
+}
+
+/** The abort signal of the call running now; outside a task, a signal that never aborts. */
+export function taskSignal(): AbortSignal {
+	return currentCall()?.signal ?? NEVER;
+}

@@ -1,0 +1,54 @@
+/** A future that was cancelled before it produced a result. `await future` rejects with it. */
+export class CancelledError extends Error {
+	readonly code = "ERR_CANCELLED";
+	override name = "CancelledError";
+
+	constructor(message = "The task was cancelled", options?: ErrorOptions) {
+		super(message, options);
+	}
+}
+
+/** `task.submit()` while the scheduler is not running, or a second `run()` while one is under way. */
+export class SchedulerStateError extends Error {
+	readonly code = "ERR_SCHEDULER_STATE";
+	override name = "SchedulerStateError";
+}
+
+/** The function a task refers to could not be loaded: a missing module, a missing export or one that is not a function. */
+export class TaskLoadError extends Error {
+	readonly code = "ERR_TASK_LOAD";
+	override name = "TaskLoadError";
+	readonly module: string;
+	readonly export: string;
+
+	constructor(message: string, module: string, exportName: string, options?: ErrorOptions) {
+		super(message, options);
+		this.module = module;
+		this.export = exportName;
+	}
+}
+
+/** The arguments or the result of a call could not be copied between threads or processes. */
+export class DataCloneError extends Error {
+	readonly code = "ERR_DATA_CLONE";
+	override name = "DataCloneError";
+}
+
+/**
+ * The thread or process that ran a task ended without answering: `process.exit()`, a fatal
+ * signal, an uncaught error outside the task, or a worker that failed to start.
+ */
+export class WorkerCrashedError extends Error {
+	readonly code = "ERR_WORKER_CRASHED";
+	override name = "WorkerCrashedError";
+	/** The exit code of the process or thread, when it exited. */
+	readonly exitCode: number | null;
+	/** The signal that ended the process, when one did. */
+	readonly signal: NodeJS.Signals | null;
+
+	constructor(message: string, details: { exitCode?: number | null; signal?: NodeJS.Signals | null }, options?: ErrorOptions) {
+		super(message, options);
+		this.exitCode = details.exitCode ?? null;
+		this.signal = details.signal ?? null;
+	}
+}

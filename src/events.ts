@@ -1,0 +1,93 @@
+import mittImport, { type Emitter as Mitt } from "mitt";
+
+// mitt's types describe its CommonJS build; `import` loads its ES build, whose default export is the factory.
+const mitt = mittImport as unknown as typeof mittImport.default;
+
+declare const payload: unique symbol;
+
+/**
+ * The name of an event whose handlers receive `Args`. Event keys are plain strings at run time;
+ * the type parameter lets `on()` check each handler against its event.
+ */
+export type EventKey<Args extends unknown[]> = string & { readonly [payload]: Args };
+
+/** A handler for an event whose payload is `Args`. It may return a promise; a rejection is reported like a throw. */
+export type Handler<Args extends unknown[]> = (...args: Args) => unknown;
+
+/** Declares an event key. */
+export function defineEvent<Args extends unknown[]>(name: string): EventKey<Args> {
+	return name as EventKey<Args>;
+}
+
+/** Called with the error when a handler throws or its promise rejects. */
+export type HandlerErrorSink = (error: unknown, event: string) => void;
+
+/**
+ * A typed emitter built on mitt. A handler that throws does not stop the others: its error goes
+ * to the sink (the scheduler applies its `onException` policy to it).
+ */
+export class Emitter {
+	readonly #mitt: Mitt<Record<string, unknown[]>> = mitt();
+	readonly #wrappers = new Map<string, Map<Handler<never>, (args: unknown[]) => void>>();
+	#sink: HandlerErrorSink;
+
+	constructor(sink: HandlerErrorSink) {
+		this.#sink = sink;
+	}
+
+	/** Replaces where handler errors go. */
+	set sink(sink: HandlerErrorSink) {
+		this.#sink = sink;
+	}
+
+	/** Subscribes `handler` to `event`; returns a function that unsubscribes it. */
+	on<Args extends unknown[]>(event: EventKey<Args>, handler: Handler<Args>): () => void {
+		if (typeof handler !== "function") {
+			throw new TypeError(`Expected the handler for \`${event}\` to be a function, got \`${String(handler)}\` (${typeof handler})`);
+		}
+		let handlers = this.#wrappers.get(event);
+		if (handlers === undefined) {
+			handlers = new Map();
+			this.#wrappers.set(event, handlers);
+		}
+		const existing = handlers.get(handler as Handler<never>);
+		if (existing !== undefined) {
+			return () => this.off(event, handler);
+		}
+		const wrapper = (args: unknown[]): void => {
+			try {
+				const returned = handler(...(args as Args));
+				if (returned instanceof Promise) {
+					returned.catch((error: unknown) => this.#sink(error, event));
+				}
+			} catch (error) {
+				this.#sink(error, event);
+			}
+		};
+		handlers.set(handler as Handler<never>, wrapper);
+		this.#mitt.on(event, wrapper);
+		return () => this.off(event, handler);
+	}
+
+	/** Unsubscribes `handler` from `event`. Unknown handlers are ignored. */
+	off<Args extends unknown[]>(event: EventKey<Args>, handler: Handler<Args>): void {
+		const handlers = this.#wrappers.get(event);
+		const wrapper = handlers?.get(handler as Handler<never>);
+		if (handlers !== undefined && wrapper !== undefined) {
+			handlers.delete(handler as Handler<never>);
+			this.#mitt.off(event, wrapper);
+		}
+	}
+
+	/** Calls every handler of `event` with `args`, in the order they subscribed. */
+	emit<Args extends unknown[]>(event: EventKey<Args>, ...args: Args): void {
+		if (this.#wrappers.get(event)?.size) {
+			this.#mitt.emit(event, args);
+		}
+	}
+
+	/** How many handlers `event` has. */
+	count(event: string): number {
+		return this.#wrappers.get(event)?.size ?? 0;
+	}
+}

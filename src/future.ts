@@ -1,0 +1,155 @@
+import { CancelledError } from "./errors.ts";
+
+/** Where a call ran: the main thread, a worker thread or a forked process. */
+export type Where = "main" | "thread" | "process";
+
+/** What a finished call used, as measured while it ran. */
+export interface Usage {
+	/** Wall time from the moment the call started running (queue wait excluded), in milliseconds. */
+	readonly wallMs: number;
+	/** CPU time of the thread or process that ran the call, in milliseconds (-1 where it cannot be read). */
+	readonly cpuMs: number;
+	/** The highest memory seen: heap + external in a thread or the main thread, resident memory in a process, in bytes. */
+	readonly peakMemoryBytes: number;
+	/** Where the call finally ran. */
+	readonly where: Where;
+}
+
+/** The state of a future. */
+export type FutureState = "queued" | "running" | "result" | "exception" | "cancelled";
+
+let nextId = 1;
+
+/**
+ * An awaitable handle on one submitted call. `await future` gives the result, or throws the
+ * task's error (a `CancelledError` when it was cancelled).
+ */
+export class Future<R = unknown> implements PromiseLike<R> {
+	/** A unique id. */
+	readonly id = nextId++;
+	/** The arguments of the call. */
+	readonly args: readonly unknown[];
+	/** The name of the task that submitted it. */
+	readonly taskName: string;
+	#state: FutureState = "queued";
+	#value: R | undefined;
+	#error: unknown;
+	#usage: Usage | undefined;
+	#canceller: ((reason: CancelledError) => void) | undefined;
+	readonly #promise: Promise<R>;
+	#resolve!: (value: unknown) => void;
+	#reject!: (error: unknown) => void;
+
+	/** @internal Futures are made by `task.submit()`. */
+	constructor(taskName: string, args: readonly unknown[]) {
+		this.taskName = taskName;
+		this.args = args;
+		this.#promise = new Promise<R>((resolve, reject) => {
+			this.#resolve = resolve as (value: unknown) => void;
+			this.#reject = reject;
+		});
+		// Awaiting is optional: an exception reaches the task's events either way.
+		this.#promise.catch(() => {});
+	}
+
+	/** `"queued"`, `"running"`, or how it ended. */
+	get state(): FutureState {
+		return this.#state;
+	}
+
+	/** Whether it has ended, in a result, an exception or a cancellation. */
+	get done(): boolean {
+		return this.#state === "result" || this.#state === "exception" || this.#state === "cancelled";
+	}
+
+	/** Whether it was cancelled. */
+	get cancelled(): boolean {
+		return this.#state === "cancelled";
+	}
+
+	/** Whether it is running now. */
+	get running(): boolean {
+		return this.#state === "running";
+	}
+
+	/** The result, once it ended in one. */
+	get result(): R | undefined {
+		return this.#value;
+	}
+
+	/** The error, once it ended in one (the `CancelledError` when cancelled). */
+	get exception(): unknown {
+		return this.#error;
+	}
+
+	/** What the call used, once it finished; `undefined` before, or when it never started. */
+	get usage(): Usage | undefined {
+		return this.#usage;
+	}
+
+	/**
+	 * Cancels the call: a queued call is removed from the queue, a running one is stopped (its
+	 * thread is terminated and replaced, its process killed). Returns `false` when it had already ended.
+	 */
+	cancel(reason = "The task was cancelled"): boolean {
+		if (this.done) {
+			return false;
+		}
+		this.#canceller?.(new CancelledError(reason));
+		return true;
+	}
+
+	then<A = R, B = never>(onResult?: ((value: R) => A | PromiseLike<A>) | null, onError?: ((error: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
+		return this.#promise.then(onResult, onError);
+	}
+
+	catch<B = never>(onError?: ((error: unknown) => B | PromiseLike<B>) | null): Promise<R | B> {
+		return this.#promise.catch(onError);
+	}
+
+	finally(onFinally?: (() => void) | null): Promise<R> {
+		return this.#promise.finally(onFinally);
+	}
+
+	/** @internal */
+	_bind(canceller: (reason: CancelledError) => void): void {
+		this.#canceller = canceller;
+	}
+
+	/** @internal */
+	_started(): void {
+		if (this.#state === "queued") {
+			this.#state = "running";
+		}
+	}
+
+	/** @internal Records how it ended; the promise settles in `_release`, after the events. */
+	_settle(outcome: Outcome<R>): void {
+		this.#usage = outcome.usage;
+		if (outcome.kind === "result") {
+			this.#state = "result";
+			this.#value = outcome.value;
+		} else if (outcome.kind === "exception") {
+			this.#state = "exception";
+			this.#error = outcome.error;
+		} else {
+			this.#state = "cancelled";
+			this.#error = outcome.error;
+		}
+	}
+
+	/** @internal */
+	_release(): void {
+		if (this.#state === "result") {
+			this.#resolve(this.#value as R);
+		} else {
+			this.#reject(this.#error);
+		}
+	}
+}
+
+/** How a call ended, as an executor reports it. */
+export type Outcome<R = unknown> =
+	| { readonly kind: "result"; readonly value: R; readonly usage: Usage | undefined }
+	| { readonly kind: "exception"; readonly error: unknown; readonly usage: Usage | undefined }
+	| { readonly kind: "cancelled"; readonly error: CancelledError; readonly usage: Usage | undefined };

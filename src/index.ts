@@ -1,0 +1,11 @@
+export { Scheduler, type ExitCode, type ExitState, type ExceptionAction, type ErrorClass, type RunOptions, type PoolOptions } from "./scheduler.ts";
+export { Task, type TaskOptions } from "./task.ts";
+export { Future, type FutureState, type Usage, type Where, type Outcome } from "./future.ts";
+export { defineEvent, type EventKey, type Handler } from "./events.ts";
+export type { FunctionRef } from "./ref.ts";
+export type { Plugin } from "./plugins/plugin.ts";
+export type { Call, Limits } from "./executors/executor.ts";
+export { Limiter, type LimiterOptions } from "./plugins/limiter.ts";
+export { CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError } from "./errors.ts";
+export { currentCall, taskSignal, type CallContext } from "./context.ts";
+export { parseDuration, parseMemory, type Duration, type MemorySize, type TimeUnit, type MemoryUnit } from "./units.ts";

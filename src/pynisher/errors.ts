@@ -1,0 +1,64 @@
+/** Which limit an error or event is about. */
+export type LimitKind = "wall" | "cpu" | "memory";
+
+/** What `memoryLimit` caps. */
+export type MemoryKind = "heap" | "rss" | "auto";
+
+/**
+ * A task was stopped because it passed one of its limits. `limit` and `observed` are in
+ * milliseconds for time limits and in bytes for memory limits.
+ */
+export class LimitExceededError extends Error {
+	override name = "LimitExceededError";
+	readonly code: string = "ERR_LIMIT_EXCEEDED";
+	/** Which limit was passed. */
+	readonly kind: LimitKind;
+	/** The limit, in milliseconds or bytes. */
+	readonly limit: number;
+	/** What was measured when the task was stopped, in milliseconds or bytes. */
+	readonly observed: number;
+
+	constructor(kind: LimitKind, limit: number, observed: number, message: string, options?: ErrorOptions) {
+		super(message, options);
+		this.kind = kind;
+		this.limit = limit;
+		this.observed = observed;
+	}
+}
+
+/** The task ran longer than its `wallTimeLimit` (milliseconds). */
+export class WallTimeLimitError extends LimitExceededError {
+	override name = "WallTimeLimitError";
+	override readonly code = "ERR_WALL_TIME_LIMIT";
+
+	constructor(limit: number, observed: number, options?: ErrorOptions) {
+		super("wall", limit, observed, `Wall time limit of ${limit} ms reached after ${Math.round(observed)} ms`, options);
+	}
+}
+
+/** The task used more CPU time than its `cpuTimeLimit` (milliseconds). */
+export class CpuTimeLimitError extends LimitExceededError {
+	override name = "CpuTimeLimitError";
+	override readonly code = "ERR_CPU_TIME_LIMIT";
+
+	constructor(limit: number, observed: number, options?: ErrorOptions) {
+		super("cpu", limit, observed, `CPU time limit of ${limit} ms reached after ${Math.round(observed)} ms of CPU time`, options);
+	}
+}
+
+/** The task used more memory than its `memoryLimit` (bytes); `memoryKind` says which memory was capped. */
+export class MemoryLimitError extends LimitExceededError {
+	override name = "MemoryLimitError";
+	override readonly code = "ERR_MEMORY_LIMIT";
+	/** `"heap"` when the V8 heap cap was hit, `"rss"` when resident memory passed the limit. */
+	readonly memoryKind: "heap" | "rss";
+
+	constructor(limit: number, observed: number, memoryKind: "heap" | "rss", options?: ErrorOptions) {
+		super("memory", limit, observed, `Memory limit of ${formatBytes(limit)} (${memoryKind}) reached at ${formatBytes(observed)}`, options);
+		this.memoryKind = memoryKind;
+	}
+}
+
+function formatBytes(value: number): string {
+	return `${(value / 1024 / 1024).toFixed(1)} MB`;
+}

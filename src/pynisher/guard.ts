@@ -1,0 +1,112 @@
+import type { Limits } from "../executors/executor.ts";
+import { CpuTimeLimitError, type LimitExceededError, MemoryLimitError, WallTimeLimitError } from "./errors.ts";
+import type { Watchdog, Watched } from "./watchdog.ts";
+
+/** Reads what a running call uses, from outside the thread or process that runs it. */
+export interface Probe {
+	/** CPU time used by the call so far in milliseconds, or -1 when it cannot be read. */
+	cpuMs(): number;
+	/** Resident memory of the call's process (and its children) in bytes, where the call has a process of its own. */
+	rssBytes?(): number;
+}
+
+/**
+ * Watches one running call against its limits: a timer for wall time, the shared watchdog for
+ * CPU time and resident memory. The first limit passed calls `onLimit` once with its error.
+ */
+export class Guard implements Watched {
+	readonly intervalMs: number;
+	readonly #limits: Limits;
+	readonly #probe: Probe;
+	readonly #watchdog: Watchdog;
+	readonly #onLimit: (error: LimitExceededError) => void;
+	#wallTimer: NodeJS.Timeout | undefined;
+	#startedAt = 0;
+	#cpuMs = -1;
+	#peakRss = 0;
+	#fired: LimitExceededError | undefined;
+	#watching = false;
+
+	constructor(limits: Limits, probe: Probe, watchdog: Watchdog, onLimit: (error: LimitExceededError) => void) {
+		this.#limits = limits;
+		this.#probe = probe;
+		this.#watchdog = watchdog;
+		this.#onLimit = onLimit;
+		this.intervalMs = limits.sampleMs;
+	}
+
+	/** The limit error, once one fired. */
+	get fired(): LimitExceededError | undefined {
+		return this.#fired;
+	}
+
+	/** The last CPU time read, in milliseconds. */
+	get cpuMs(): number {
+		return this.#cpuMs;
+	}
+
+	/** The highest resident memory read, in bytes (0 when not read). */
+	get peakRss(): number {
+		return this.#peakRss;
+	}
+
+	/** Starts watching; wall time counts from now. */
+	start(watchRss: boolean): void {
+		this.#startedAt = performance.now();
+		const { wallMs, cpuMs } = this.#limits;
+		if (wallMs !== undefined) {
+			this.#wallTimer = setTimeout(() => this.#fire(new WallTimeLimitError(wallMs, performance.now() - this.#startedAt)), wallMs);
+			this.#wallTimer.unref();
+		}
+		if (cpuMs !== undefined || (watchRss && this.#probe.rssBytes !== undefined)) {
+			this.#watching = true;
+			this.#watchdog.add(this);
+		}
+	}
+
+	/** Milliseconds since `start`. */
+	elapsed(): number {
+		return this.#startedAt === 0 ? 0 : performance.now() - this.#startedAt;
+	}
+
+	check(): void {
+		if (this.#fired !== undefined) {
+			return;
+		}
+		const { cpuMs, memoryBytes } = this.#limits;
+		const cpu = this.#probe.cpuMs();
+		if (cpu >= 0) {
+			this.#cpuMs = cpu;
+			if (cpuMs !== undefined && cpu >= cpuMs) {
+				this.#fire(new CpuTimeLimitError(cpuMs, cpu));
+				return;
+			}
+		}
+		if (this.#probe.rssBytes !== undefined) {
+			const rss = this.#probe.rssBytes();
+			this.#peakRss = Math.max(this.#peakRss, rss);
+			if (memoryBytes !== undefined && rss > memoryBytes) {
+				this.#fire(new MemoryLimitError(memoryBytes, rss, "rss"));
+			}
+		}
+	}
+
+	#fire(error: LimitExceededError): void {
+		if (this.#fired !== undefined) {
+			return;
+		}
+		this.#fired = error;
+		this.dispose();
+		this.#onLimit(error);
+	}
+
+	/** Stops every timer of this call. */
+	dispose(): void {
+		clearTimeout(this.#wallTimer);
+		this.#wallTimer = undefined;
+		if (this.#watching) {
+			this.#watching = false;
+			this.#watchdog.delete(this);
+		}
+	}
+}

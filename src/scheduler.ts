@@ -1,0 +1,431 @@
+import { availableParallelism } from "node:os";
+import { Dispatcher, type ExecutorKind } from "./dispatcher.ts";
+import { CancelledError, SchedulerStateError } from "./errors.ts";
+import { Emitter, defineEvent, type EventKey, type Handler } from "./events.ts";
+import type { Call } from "./executors/executor.ts";
+import type { Future, Outcome } from "./future.ts";
+import type { FunctionRef } from "./ref.ts";
+import { Task, type TaskOptions } from "./task.ts";
+import { describeExpected, type Duration, parseCount, parseDuration } from "./units.ts";
+
+/** How a run ended. */
+export type ExitCode = "exhausted" | "timeout" | "stopped" | "cancelled" | "exception";
+
+/** What `run()` resolves to. */
+export interface ExitState {
+	readonly code: ExitCode;
+	/** The error that ended the run, for `"exception"` (and `"cancelled"`: the `CancelledError`). */
+	readonly exception?: unknown;
+}
+
+/** What to do when a future ends in an exception (or is cancelled). */
+export type ExceptionAction = "raise" | "end" | "continue";
+
+/** A class of errors, matched with `instanceof`. */
+export type ErrorClass = abstract new (...args: never[]) => unknown;
+
+/** Options of `scheduler.run()`. */
+export interface RunOptions {
+	/** End the run after this long (`"1h"`, `[30, "s"]`, seconds). @default no timeout */
+	readonly timeout?: Duration;
+	/** End the run when nothing is queued, running or scheduled with `callLater`. @default true */
+	readonly endOnEmpty?: boolean;
+	/** When the run ends, wait for queued and running calls; `false` cancels them. @default true */
+	readonly wait?: boolean;
+	/**
+	 * What a future's exception (or a handler's error) does: `"raise"` ends the run and rejects
+	 * `run()` with it, `"end"` ends the run with code `"exception"`, `"continue"` goes on. A list of
+	 * `[ErrorClass, action]` pairs picks by class, first match wins; no match raises.
+	 * @default "raise"
+	 */
+	readonly onException?: ExceptionAction | readonly (readonly [ErrorClass, ExceptionAction])[];
+	/** What a cancelled future does: `"raise"`, `"end"` (code `"cancelled"`) or `"continue"`. @default "raise" */
+	readonly onCancelled?: ExceptionAction;
+}
+
+/** Options of the thread and process executors. */
+export interface PoolOptions {
+	/** How many calls run at once. @default os.availableParallelism() */
+	readonly maxWorkers?: number;
+}
+
+interface FilledRunOptions {
+	readonly timeoutMs: number | undefined;
+	readonly endOnEmpty: boolean;
+	readonly wait: boolean;
+	readonly onException: ExceptionAction | readonly (readonly [ErrorClass, ExceptionAction])[];
+	readonly onCancelled: ExceptionAction;
+}
+
+interface Ending extends ExitState {
+	readonly raise: boolean;
+}
+
+const ACTIONS: readonly string[] = ["raise", "end", "continue"];
+
+function parseAction(option: string, value: unknown): ExceptionAction {
+	if (typeof value !== "string" || !ACTIONS.includes(value)) {
+		throw new TypeError(describeExpected(option, '"raise", "end" or "continue"', value));
+	}
+	return value as ExceptionAction;
+}
+
+function parseRunOptions(options: unknown): FilledRunOptions {
+	if (typeof options !== "object" || options === null) {
+		throw new TypeError(describeExpected("options", "an object", options));
+	}
+	const { timeout, endOnEmpty = true, wait = true, onException = "raise", onCancelled = "raise" } = options as RunOptions;
+	for (const [name, value] of [["endOnEmpty", endOnEmpty], ["wait", wait]] as const) {
+		if (typeof value !== "boolean") {
+			throw new TypeError(describeExpected(name, "a boolean", value));
+		}
+	}
+	let policy: FilledRunOptions["onException"];
+	if (Array.isArray(onException)) {
+		policy = onException.map((pair: unknown, index) => {
+			if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "function") {
+				throw new TypeError(describeExpected(`onException[${index}]`, "an [ErrorClass, action] pair", pair));
+			}
+			return [pair[0] as ErrorClass, parseAction(`onException[${index}][1]`, pair[1])] as const;
+		});
+	} else {
+		policy = parseAction("onException", onException);
+	}
+	return {
+		timeoutMs: timeout === undefined ? undefined : parseDuration("timeout", timeout),
+		endOnEmpty,
+		wait,
+		onException: policy,
+		onCancelled: parseAction("onCancelled", onCancelled),
+	};
+}
+
+/**
+ * Runs tasks on an executor (the main thread, a worker-thread pool, or a pool of processes) and
+ * emits events as they go.
+ *
+ * @example
+ * const scheduler = Scheduler.withThreads({ maxWorkers: 2 });
+ * scheduler.on(Scheduler.STARTED, () => task.submit(42));
+ * const exit = await scheduler.run({ timeout: "1h" });
+ */
+export class Scheduler {
+	/** The run has started; submit the first calls here. */
+	static readonly STARTED = defineEvent<[]>("scheduler:started");
+	/** The run is ending: calls are being waited for or cancelled. */
+	static readonly FINISHING = defineEvent<[]>("scheduler:finishing");
+	/** The run has ended, with its exit state. */
+	static readonly FINISHED = defineEvent<[ExitState]>("scheduler:finished");
+	/** The run was stopped by `stop()` or by the exception policy: `(reason, error?)`. */
+	static readonly STOP = defineEvent<[string, unknown]>("scheduler:stop");
+	/** The run's `timeout` ended it. */
+	static readonly TIMEOUT = defineEvent<[]>("scheduler:timeout");
+	/** Nothing is queued or running. */
+	static readonly EMPTY = defineEvent<[]>("scheduler:empty");
+	static readonly FUTURE_SUBMITTED = defineEvent<[Future]>("scheduler:future-submitted");
+	static readonly FUTURE_DONE = defineEvent<[Future]>("scheduler:future-done");
+	static readonly FUTURE_CANCELLED = defineEvent<[Future]>("scheduler:future-cancelled");
+	static readonly FUTURE_RESULT = defineEvent<[Future, unknown]>("scheduler:future-result");
+	static readonly FUTURE_EXCEPTION = defineEvent<[Future, unknown]>("scheduler:future-exception");
+
+	readonly STARTED = Scheduler.STARTED;
+	readonly FINISHING = Scheduler.FINISHING;
+	readonly FINISHED = Scheduler.FINISHED;
+	readonly STOP = Scheduler.STOP;
+	readonly TIMEOUT = Scheduler.TIMEOUT;
+	readonly EMPTY = Scheduler.EMPTY;
+	readonly FUTURE_SUBMITTED = Scheduler.FUTURE_SUBMITTED;
+	readonly FUTURE_DONE = Scheduler.FUTURE_DONE;
+	readonly FUTURE_CANCELLED = Scheduler.FUTURE_CANCELLED;
+	readonly FUTURE_RESULT = Scheduler.FUTURE_RESULT;
+	readonly FUTURE_EXCEPTION = Scheduler.FUTURE_EXCEPTION;
+
+	readonly #dispatcher: Dispatcher;
+	readonly #emitter: Emitter;
+	#state: "idle" | "running" | "finishing" = "idle";
+	#options: FilledRunOptions | undefined;
+	#ending: Ending | undefined;
+	#endRun: ((ending: Ending) => void) | undefined;
+	#drainWaiters: (() => void)[] = [];
+	readonly #timers = new Set<NodeJS.Timeout>();
+	readonly #tickets = new Map<Future, { cancel(reason: CancelledError): void }>();
+
+	/** Use `Scheduler.withSequential()`, `withThreads()` or `withProcesses()`. */
+	constructor(executor: ExecutorKind, options: PoolOptions = {}) {
+		if (executor !== "sequential" && executor !== "threads" && executor !== "processes") {
+			throw new TypeError(describeExpected("executor", '"sequential", "threads" or "processes"', executor));
+		}
+		if (typeof options !== "object" || options === null) {
+			throw new TypeError(describeExpected("options", "an object", options));
+		}
+		const maxWorkers = options.maxWorkers === undefined ? availableParallelism() : parseCount("maxWorkers", options.maxWorkers);
+		this.#dispatcher = new Dispatcher(executor, maxWorkers);
+		this.#emitter = new Emitter((error, event) => this._handlerError(error, event));
+	}
+
+	/** Runs each call in the main thread, one at a time. Calls with limits run in a forked process. */
+	static withSequential(): Scheduler {
+		return new Scheduler("sequential");
+	}
+
+	/** Runs calls on a piscina pool of worker threads. */
+	static withThreads(options: PoolOptions = {}): Scheduler {
+		return new Scheduler("threads", options);
+	}
+
+	/** Runs calls in a pool of forked Node processes, kept warm and reused. */
+	static withProcesses(options: PoolOptions = {}): Scheduler {
+		return new Scheduler("processes", options);
+	}
+
+	/** The executor calls run on. */
+	get executor(): ExecutorKind {
+		return this.#dispatcher.kind;
+	}
+
+	/** How many calls run at once. */
+	get maxWorkers(): number {
+		return this.#dispatcher.maxWorkers;
+	}
+
+	/** Whether a run is under way (including while it finishes). */
+	get running(): boolean {
+		return this.#state !== "idle";
+	}
+
+	/** Calls queued or running now. */
+	get pending(): number {
+		return this.#dispatcher.size;
+	}
+
+	/** @internal For tests and benchmarks. */
+	get _dispatcher(): Dispatcher {
+		return this.#dispatcher;
+	}
+
+	/** Creates a task that submits to this scheduler. */
+	task<Args extends unknown[] = unknown[], R = unknown>(ref: FunctionRef, options: TaskOptions = {}): Task<Args, R> {
+		return new Task<Args, R>(ref, this, options);
+	}
+
+	/** Subscribes to a scheduler event; returns a function that unsubscribes. */
+	on<E extends unknown[]>(event: EventKey<E>, handler: Handler<E>): () => void {
+		return this.#emitter.on(event, handler);
+	}
+
+	/** Unsubscribes a handler. */
+	off<E extends unknown[]>(event: EventKey<E>, handler: Handler<E>): void {
+		this.#emitter.off(event, handler);
+	}
+
+	/**
+	 * Runs until the queue is empty (`endOnEmpty`), the `timeout` passes, `stop()` is called, or
+	 * the exception policy ends it. Resolves to the exit state; rejects with the error when the
+	 * policy is `"raise"`, after shutting down.
+	 */
+	async run(options: RunOptions = {}): Promise<ExitState> {
+		const filled = parseRunOptions(options);
+		if (this.#state !== "idle") {
+			throw new SchedulerStateError("The scheduler is already running");
+		}
+		this.#options = filled;
+		this.#ending = undefined;
+		const ended = new Promise<Ending>((resolve) => {
+			this.#endRun = resolve;
+		});
+		this.#state = "running";
+		// A run keeps the process alive until it ends, whatever its calls are waiting on.
+		const keepAlive = setInterval(() => {}, 1 << 30);
+		this.#dispatcher.open();
+		if (filled.timeoutMs !== undefined) {
+			this.#timer(filled.timeoutMs, () => {
+				if (this.#end({ code: "timeout", raise: false })) {
+					this.#emitter.emit(Scheduler.TIMEOUT);
+				}
+			});
+		}
+		this.#emitter.emit(Scheduler.STARTED);
+		this.#checkEmpty();
+		const ending = await ended;
+		this.#state = "finishing";
+		for (const timer of this.#timers) {
+			clearTimeout(timer);
+		}
+		this.#timers.clear();
+		this.#emitter.emit(Scheduler.FINISHING);
+		if (!filled.wait) {
+			this.#dispatcher.cancelAll(() => new CancelledError("The run ended before the task finished"));
+		}
+		if (this.#dispatcher.size > 0) {
+			await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
+		}
+		await this.#dispatcher.close();
+		const final = this.#ending ?? ending;
+		const exit: ExitState = final.exception === undefined ? { code: final.code } : { code: final.code, exception: final.exception };
+		this.#emitter.emit(Scheduler.FINISHED, exit);
+		this.#state = "idle";
+		this.#endRun = undefined;
+		clearInterval(keepAlive);
+		if (final.raise) {
+			throw final.exception;
+		}
+		return exit;
+	}
+
+	/** Ends the run with code `"stopped"`; what is running is waited for or cancelled as `run({ wait })` says. */
+	stop(reason = "stop() was called"): void {
+		if (this.#state === "running" && this.#end({ code: "stopped", raise: false })) {
+			this.#emitter.emit(Scheduler.STOP, reason, undefined);
+		}
+	}
+
+	/**
+	 * Calls `fn` after `delay` while the run lasts. A pending call keeps an `endOnEmpty` run
+	 * going. Returns a function that cancels it.
+	 */
+	callLater(delay: Duration, fn: () => unknown): () => void {
+		const ms = parseDuration("delay", delay);
+		if (typeof fn !== "function") {
+			throw new TypeError(describeExpected("fn", "a function", fn));
+		}
+		this._assertAccepting();
+		const timer = this.#timer(ms, () => {
+			try {
+				const returned = fn();
+				if (returned instanceof Promise) {
+					returned.catch((error: unknown) => this._handlerError(error, "callLater"));
+				}
+			} catch (error) {
+				this._handlerError(error, "callLater");
+			}
+			this.#checkEmpty();
+		});
+		return () => {
+			clearTimeout(timer);
+			this.#timers.delete(timer);
+			this.#checkEmpty();
+		};
+	}
+
+	#timer(ms: number, fn: () => void): NodeJS.Timeout {
+		const timer = setTimeout(() => {
+			this.#timers.delete(timer);
+			fn();
+		}, ms);
+		this.#timers.add(timer);
+		return timer;
+	}
+
+	/** Ends the run with `ending` unless it is already ending; returns whether it did. */
+	#end(ending: Ending): boolean {
+		if (this.#ending !== undefined || this.#endRun === undefined || this.#state !== "running") {
+			return false;
+		}
+		this.#ending = ending;
+		this.#endRun(ending);
+		return true;
+	}
+
+	#checkEmpty(): void {
+		if (this.#state !== "running" || this.#dispatcher.size > 0) {
+			return;
+		}
+		this.#emitter.emit(Scheduler.EMPTY);
+		// A pending callLater keeps an endOnEmpty run alone (the timeout timer does not count).
+		const scheduled = this.#timers.size - (this.#options?.timeoutMs === undefined ? 0 : 1);
+		if (this.#options?.endOnEmpty && this.#dispatcher.size === 0 && scheduled <= 0) {
+			this.#end({ code: "exhausted", raise: false });
+		}
+	}
+
+	/** @internal */
+	_assertAccepting(): void {
+		if (this.#state === "idle") {
+			throw new SchedulerStateError("Cannot submit: the scheduler is not running; call task.submit() from a Scheduler.STARTED handler or while run() is under way");
+		}
+	}
+
+	/** @internal Whether new calls are taken (not while a run finishes). */
+	get _accepting(): boolean {
+		return this.#state === "running";
+	}
+
+	/** @internal */
+	_submit(call: Call, task: Task): void {
+		const future = call.future;
+		const ticket = this.#dispatcher.submit(
+			call,
+			() => task._started(future),
+			(outcome) => this.#settled(task, future, outcome),
+		);
+		future._bind((reason) => this.#tickets.get(future)?.cancel(reason));
+		if (!future.done) {
+			this.#tickets.set(future, ticket);
+		}
+		this.#emitter.emit(Scheduler.FUTURE_SUBMITTED, future);
+	}
+
+	#settled(task: Task, future: Future, outcome: Outcome): void {
+		this.#tickets.delete(future);
+		task._settled(future, outcome);
+		this.#emitter.emit(Scheduler.FUTURE_DONE, future);
+		if (outcome.kind === "result") {
+			this.#emitter.emit(Scheduler.FUTURE_RESULT, future, outcome.value);
+		} else if (outcome.kind === "exception") {
+			this.#emitter.emit(Scheduler.FUTURE_EXCEPTION, future, outcome.error);
+			this.#apply(this.#exceptionAction(outcome.error), "exception", outcome.error, `${future.taskName} raised an exception`);
+		} else {
+			this.#emitter.emit(Scheduler.FUTURE_CANCELLED, future);
+			// Cancellations made by the run's own ending are not a reason to raise.
+			if (this.#state === "running") {
+				this.#apply(this.#options?.onCancelled ?? "raise", "cancelled", outcome.error, `${future.taskName} was cancelled`);
+			}
+		}
+		future._release();
+		if (this.#dispatcher.size === 0 && this.#drainWaiters.length > 0) {
+			for (const resolve of this.#drainWaiters.splice(0)) {
+				resolve();
+			}
+		}
+		this.#checkEmpty();
+	}
+
+	#exceptionAction(error: unknown): ExceptionAction {
+		const policy = this.#options?.onException ?? "raise";
+		if (typeof policy === "string") {
+			return policy;
+		}
+		for (const [ErrorClass, action] of policy) {
+			if (error instanceof (ErrorClass as unknown as abstract new () => unknown)) {
+				return action;
+			}
+		}
+		return "raise";
+	}
+
+	#apply(action: ExceptionAction, code: "exception" | "cancelled", error: unknown, reason: string): void {
+		if (action === "continue") {
+			return;
+		}
+		const raise = action === "raise";
+		if (this.#state === "running") {
+			if (this.#end({ code, exception: error, raise })) {
+				this.#emitter.emit(Scheduler.STOP, reason, error);
+			}
+		} else if (this.#state === "finishing" && raise && this.#ending !== undefined && !this.#ending.raise) {
+			// An error while the run finishes still reaches the caller under "raise".
+			this.#ending = { code, exception: error, raise };
+		}
+	}
+
+	/** @internal An event handler, a plugin hook or a callLater function threw. */
+	_handlerError(error: unknown, event: string): void {
+		if (this.#state === "idle") {
+			process.emitWarning(`A handler of "${event}" failed after the run ended: ${error instanceof Error ? error.message : String(error)}`, {
+				code: "BYOP_HANDLER_ERROR",
+			});
+			return;
+		}
+		this.#apply(this.#exceptionAction(error), "exception", error, `A handler of "${event}" threw`);
+	}
+}

@@ -1,0 +1,131 @@
+import { CancelledError, DataCloneError, SchedulerStateError, TaskLoadError, WorkerCrashedError } from "./errors.ts";
+import { CpuTimeLimitError, LimitExceededError, MemoryLimitError, WallTimeLimitError } from "./pynisher/errors.ts";
+
+/** An error as it crosses a thread or process boundary. */
+export interface SerializedError {
+	readonly __byopError: true;
+	readonly name: string;
+	readonly message: string;
+	readonly stack: string | undefined;
+	readonly cause?: SerializedError | { readonly value: unknown };
+	readonly props: Record<string, unknown>;
+	/** Set when the thrown value was not an Error (`throw 42`). */
+	readonly thrown?: { readonly value: unknown; readonly type: string };
+}
+
+const CLASSES: Readonly<Record<string, { prototype: object }>> = {
+	Error,
+	TypeError,
+	RangeError,
+	SyntaxError,
+	ReferenceError,
+	EvalError,
+	URIError,
+	AggregateError,
+	CancelledError,
+	SchedulerStateError,
+	TaskLoadError,
+	DataCloneError,
+	WorkerCrashedError,
+	LimitExceededError,
+	WallTimeLimitError,
+	CpuTimeLimitError,
+	MemoryLimitError,
+};
+
+function cloneable(value: unknown): boolean {
+	if (value === null || typeof value !== "object") {
+		return typeof value !== "function" && typeof value !== "symbol";
+	}
+	try {
+		structuredClone(value);
+		return true;
+	} catch {
+		return false;
+	}
+}
+
+function describe(value: unknown): string {
+	if (typeof value === "string") {
+		return JSON.stringify(value);
+	}
+	try {
+		return String(value);
+	} catch {
+		return Object.prototype.toString.call(value);
+	}
+}
+
+/** Turns anything thrown into a plain, cloneable object that keeps class name, message, stack, cause and own properties. */
+export function serializeError(error: unknown, depth = 0): SerializedError {
+	if (!(error instanceof Error)) {
+		return {
+			__byopError: true,
+			name: "Error",
+			message: `Task threw a non-Error value: ${describe(error)}`,
+			stack: undefined,
+			props: {},
+			thrown: { value: cloneable(error) ? error : describe(error), type: error === null ? "null" : typeof error },
+		};
+	}
+	const props: Record<string, unknown> = {};
+	for (const key of Object.keys(error)) {
+		if (key === "cause" || key === "name" || key === "message" || key === "stack") {
+			continue;
+		}
+		const value = (error as unknown as Record<string, unknown>)[key];
+		if (cloneable(value)) {
+			props[key] = value;
+		}
+	}
+	if (error instanceof AggregateError) {
+		props["errors"] = error.errors.map((inner) => (depth < 8 ? serializeError(inner, depth + 1) : describe(inner)));
+	}
+	const name = typeof error.name === "string" && error.name !== "Error" ? error.name : error.constructor?.name ?? "Error";
+	const serialized: SerializedError = {
+		__byopError: true,
+		name,
+		message: String(error.message),
+		stack: typeof error.stack === "string" ? error.stack : undefined,
+		props,
+		...("cause" in error && error.cause !== undefined
+			? {
+					cause:
+						error.cause instanceof Error && depth < 8
+							? serializeError(error.cause, depth + 1)
+							: { value: cloneable(error.cause) ? error.cause : describe(error.cause) },
+				}
+			: {}),
+	};
+	return serialized;
+}
+
+/** Rebuilds an error from its serialized form; byop's own and the built-in error classes keep their class. */
+export function deserializeError(serialized: SerializedError): Error {
+	const prototype = Object.hasOwn(CLASSES, serialized.name) ? CLASSES[serialized.name]!.prototype : Error.prototype;
+	const error = Object.create(prototype) as Error;
+	const define = (key: string, value: unknown): void => {
+		Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false });
+	};
+	define("message", serialized.message);
+	define("stack", serialized.stack ?? `${serialized.name}: ${serialized.message}`);
+	if ((prototype as Error).name !== serialized.name || Object.hasOwn(CLASSES, serialized.name)) {
+		Object.defineProperty(error, "name", { value: serialized.name, writable: true, configurable: true, enumerable: false });
+	}
+	for (const [key, value] of Object.entries(serialized.props)) {
+		(error as unknown as Record<string, unknown>)[key] =
+			key === "errors" && Array.isArray(value) ? value.map((inner) => (isSerializedError(inner) ? deserializeError(inner) : inner)) : value;
+	}
+	if (serialized.thrown !== undefined) {
+		Object.assign(error, { value: serialized.thrown.value });
+	}
+	if (serialized.cause !== undefined) {
+		define("cause", isSerializedError(serialized.cause) ? deserializeError(serialized.cause) : serialized.cause.value);
+	}
+	return error;
+}
+
+/** Whether `value` is an error serialized by `serializeError`. */
+export function isSerializedError(value: unknown): value is SerializedError {
+	return typeof value === "object" && value !== null && (value as { __byopError?: unknown }).__byopError === true;
+}

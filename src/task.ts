@@ -1,0 +1,157 @@
+import { Emitter, defineEvent, type EventKey, type Handler } from "./events.ts";
+import type { Call } from "./executors/executor.ts";
+import { Future, type Outcome } from "./future.ts";
+import type { Plugin } from "./plugins/plugin.ts";
+import { describeRef, type FunctionRef, type ResolvedRef, resolveRef } from "./ref.ts";
+import type { Scheduler } from "./scheduler.ts";
+import { describeExpected } from "./units.ts";
+
+/** Options of a task. */
+export interface TaskOptions {
+	/** Plugins that see, change or veto each call, and may emit their own events on the task. @default [] */
+	readonly plugins?: readonly Plugin[];
+	/** A name for messages and events. @default the module file and export, e.g. `"jobs.js#train"` */
+	readonly name?: string;
+}
+
+let nextCallId = 1;
+
+/**
+ * A function that a scheduler runs: `submit(...args)` queues one call of it and returns a
+ * `Future`. Every submitted future ends in exactly one of `RESULT`, `EXCEPTION`, `CANCELLED`.
+ *
+ * @example
+ * const task = new Task({ module: new URL("./jobs.js", import.meta.url), name: "train" }, scheduler);
+ * task.on(Task.RESULT, (future, result) => console.log(result));
+ */
+export class Task<Args extends unknown[] = unknown[], R = unknown> {
+	/** A call was queued: `(future, ...args)`. */
+	static readonly SUBMITTED = defineEvent<[Future, ...unknown[]]>("task:submitted");
+	/** A call ended, whichever way: `(future)`. */
+	static readonly DONE = defineEvent<[Future]>("task:done");
+	/** A call returned: `(future, result)`. */
+	static readonly RESULT = defineEvent<[Future, unknown]>("task:result");
+	/** A call threw, crashed or passed a limit: `(future, error)`. */
+	static readonly EXCEPTION = defineEvent<[Future, unknown]>("task:exception");
+	/** A call was cancelled: `(future)`. */
+	static readonly CANCELLED = defineEvent<[Future]>("task:cancelled");
+
+	readonly SUBMITTED = Task.SUBMITTED;
+	readonly DONE = Task.DONE;
+	readonly RESULT = Task.RESULT;
+	readonly EXCEPTION = Task.EXCEPTION;
+	readonly CANCELLED = Task.CANCELLED;
+
+	/** The task's name. */
+	readonly name: string;
+	/** The function it runs. */
+	readonly ref: ResolvedRef;
+	/** The scheduler it submits to. */
+	readonly scheduler: Scheduler;
+	/** Its plugins, in order. */
+	readonly plugins: readonly Plugin[];
+	readonly #emitter: Emitter;
+	readonly #running = new Set<Future>();
+
+	constructor(ref: FunctionRef, scheduler: Scheduler, options: TaskOptions = {}) {
+		this.ref = resolveRef(ref);
+		if (typeof scheduler !== "object" || scheduler === null || typeof (scheduler as { _submit?: unknown })._submit !== "function") {
+			throw new TypeError(describeExpected("scheduler", "a Scheduler", scheduler));
+		}
+		this.scheduler = scheduler;
+		if (typeof options !== "object" || options === null) {
+			throw new TypeError(describeExpected("options", "an object", options));
+		}
+		const { plugins = [], name } = options;
+		if (!Array.isArray(plugins)) {
+			throw new TypeError(describeExpected("plugins", "an array of plugins", plugins));
+		}
+		for (const [index, plugin] of plugins.entries()) {
+			if (typeof plugin !== "object" || plugin === null || typeof (plugin as Plugin).name !== "string") {
+				throw new TypeError(describeExpected(`plugins[${index}]`, "a plugin (an object with a `name`)", plugin));
+			}
+		}
+		if (name !== undefined && (typeof name !== "string" || name === "")) {
+			throw new TypeError(describeExpected("name", "a non-empty string", name));
+		}
+		this.name = name ?? describeRef(this.ref);
+		this.plugins = [...plugins];
+		this.#emitter = new Emitter((error, event) => scheduler._handlerError(error, event));
+		for (const plugin of this.plugins) {
+			plugin.attach?.(this);
+		}
+	}
+
+	/** The futures of this task that are queued or running. */
+	get running(): readonly Future<R>[] {
+		return [...this.#running] as Future<R>[];
+	}
+
+	/** Subscribes to one of the task's events, or a plugin's; returns a function that unsubscribes. */
+	on<E extends unknown[]>(event: EventKey<E>, handler: Handler<E>): () => void {
+		return this.#emitter.on(event, handler);
+	}
+
+	/** Unsubscribes a handler. */
+	off<E extends unknown[]>(event: EventKey<E>, handler: Handler<E>): void {
+		this.#emitter.off(event, handler);
+	}
+
+	/** Emits an event on this task. Plugins use it for their own events. */
+	emit<E extends unknown[]>(event: EventKey<E>, ...args: E): void {
+		this.#emitter.emit(event, ...args);
+	}
+
+	/**
+	 * Queues one call with `args`. Returns its `Future`, or `undefined` when a plugin vetoed it or
+	 * the scheduler's run is ending.
+	 *
+	 * @throws {SchedulerStateError} When the scheduler is not running.
+	 */
+	submit(...args: Args): Future<R> | undefined {
+		this.scheduler._assertAccepting();
+		if (!this.scheduler._accepting) {
+			return undefined;
+		}
+		const future = new Future<R>(this.name, args);
+		const call: Call = { id: nextCallId++, ref: this.ref, args, limits: undefined, taskName: this.name, future: future as Future };
+		for (const plugin of this.plugins) {
+			if (plugin.preSubmit?.(call, this as Task) === false) {
+				return undefined;
+			}
+		}
+		this.#running.add(future as Future);
+		this.#emitter.emit(Task.SUBMITTED, future as Future, ...call.args);
+		this.scheduler._submit(call, this as Task);
+		return future;
+	}
+
+	/** @internal The scheduler reports that a call started. */
+	_started(future: Future): void {
+		future._started();
+		for (const plugin of this.plugins) {
+			plugin.started?.(future, this as Task);
+		}
+	}
+
+	/** @internal The scheduler reports how a call ended; the task's events follow the plugins'. */
+	_settled(future: Future, outcome: Outcome): void {
+		this.#running.delete(future);
+		future._settle(outcome);
+		for (const plugin of this.plugins) {
+			try {
+				plugin.settled?.(future, outcome, this as Task);
+			} catch (error) {
+				this.scheduler._handlerError(error, `${plugin.name}.settled`);
+			}
+		}
+		this.#emitter.emit(Task.DONE, future);
+		if (outcome.kind === "result") {
+			this.#emitter.emit(Task.RESULT, future, outcome.value);
+		} else if (outcome.kind === "exception") {
+			this.#emitter.emit(Task.EXCEPTION, future, outcome.error);
+		} else {
+			this.#emitter.emit(Task.CANCELLED, future);
+		}
+	}
+}
