@@ -408,12 +408,16 @@ export class Scheduler {
 			return;
 		}
 		const raise = action === "raise";
-		if (this.#state === "running") {
+		if (this.#state === "running" && this.#ending === undefined) {
 			if (this.#end({ code, exception: error, raise })) {
 				this.#emitter.emit(Scheduler.STOP, reason, error);
 			}
-		} else if (this.#state === "finishing" && raise && this.#ending !== undefined && !this.#ending.raise) {
-			// An error while the run finishes still reaches the caller under "raise".
+			return;
+		}
+		// An error while the run ends is not lost: under "raise" run() rejects with it, under
+		// "end" a run that was merely exhausted ends with it.
+		const ending = this.#ending;
+		if (ending !== undefined && ((raise && !ending.raise) || (!raise && ending.code === "exhausted"))) {
 			this.#ending = { code, exception: error, raise };
 		}
 	}

@@ -1,0 +1,315 @@
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { CancelledError, WorkerCrashedError } from "../errors.js";
+import { LimitExceededError, MemoryLimitError } from "../pynisher/errors.js";
+import { Guard } from "../pynisher/guard.js";
+import { deserializeError, serializeError } from "../serialize.js";
+import { ProcReader } from "./proc.js";
+import { Stopper } from "./stop.js";
+const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
+/** The file each pool process runs. */
+export const PROCESS_ENTRY = fileURLToPath(new URL(`../../workers/process${extension}`, import.meta.url));
+const MiB = 1024 * 1024;
+/** A process whose resident memory grew past its start by more than this after a call is replaced. */
+const REUSE_GROWTH_BYTES = 256 * MiB;
+/** How long a process may take to start. */
+const START_TIMEOUT_MS = 30_000;
+/** The V8 heap cap, in megabytes, of a process that runs a call with this memory limit. */
+function processHeapCap(limits) {
+    return limits?.memoryBytes === undefined ? 0 : Math.max(8, Math.ceil(limits.memoryBytes / MiB));
+}
+/** One forked process of the pool. */
+class PoolProcess {
+    child;
+    heapCapMb;
+    ready;
+    #reader;
+    #baseRss = 0;
+    #alive = true;
+    #fatal;
+    #waiting;
+    #exit;
+    constructor(heapCapMb) {
+        this.heapCapMb = heapCapMb;
+        const execArgv = process.execArgv.filter((flag) => !/^--max[-_]old[-_]space[-_]size/.test(flag));
+        if (heapCapMb > 0) {
+            execArgv.push(`--max-old-space-size=${heapCapMb}`);
+        }
+        this.child = fork(PROCESS_ENTRY, [], {
+            execArgv,
+            serialization: "advanced",
+            detached: true,
+            stdio: ["ignore", "inherit", "inherit", "ipc"],
+            env: { ...process.env, NODE_OPTIONS: stripHeapFlag(process.env["NODE_OPTIONS"]) },
+        });
+        this.ready = new Promise((resolve, reject) => {
+            const timer = setTimeout(() => {
+                reject(new WorkerCrashedError(`The process did not start within ${START_TIMEOUT_MS} ms`, {}));
+                this.kill();
+            }, START_TIMEOUT_MS);
+            timer.unref();
+            this.child.on("message", (message) => {
+                if (message.type === "ready") {
+                    clearTimeout(timer);
+                    this.#reader = new ProcReader(message.pid);
+                    this.#baseRss = this.#reader.rssBytes();
+                    resolve();
+                }
+                else if (message.type === "reply") {
+                    this.#settle({ kind: "reply", reply: message.reply });
+                }
+                else {
+                    this.#fatal = deserializeError(message.error);
+                }
+            });
+            this.child.on("error", (error) => {
+                clearTimeout(timer);
+                reject(new WorkerCrashedError(`The process could not be started: ${error.message}`, {}, { cause: error }));
+            });
+            this.child.on("exit", (code, signal) => {
+                clearTimeout(timer);
+                this.#alive = false;
+                this.#exit = { code, signal };
+                this.#reader?.close();
+                const how = signal === null ? `exit code ${code}` : `signal ${signal}`;
+                const error = this.#fatal === undefined
+                    ? new WorkerCrashedError(`The process running the task ended with ${how}`, { exitCode: code, signal })
+                    : new WorkerCrashedError(`The process running the task failed outside the task: ${this.#fatal.message}`, { exitCode: code, signal }, { cause: this.#fatal });
+                reject(new WorkerCrashedError(`The process failed to start (${how})`, { exitCode: code, signal }));
+                this.#settle({ kind: "exit", error, code, signal });
+            });
+        });
+        this.ready.catch(() => { });
+        this.idle();
+    }
+    get alive() {
+        return this.#alive;
+    }
+    get pid() {
+        return this.child.pid ?? -1;
+    }
+    get reader() {
+        return this.#reader;
+    }
+    /** Whether its memory is back near where it started, so it can take another call. */
+    get reusable() {
+        if (!this.#alive || this.#reader === undefined) {
+            return false;
+        }
+        const rss = this.#reader.rssBytes();
+        return rss < 0 || rss - this.#baseRss < REUSE_GROWTH_BYTES;
+    }
+    #settle(ended) {
+        const waiting = this.#waiting;
+        this.#waiting = undefined;
+        waiting?.(ended);
+    }
+    /** Sends a call and resolves with its reply, or with how the process ended. */
+    run(payload) {
+        this.busy();
+        return new Promise((resolve) => {
+            if (!this.#alive) {
+                const { code = null, signal = null } = this.#exit ?? {};
+                resolve({ kind: "exit", error: new WorkerCrashedError("The process ended before the call was sent", { exitCode: code, signal }), code, signal });
+                return;
+            }
+            this.#waiting = resolve;
+            this.send({ type: "call", payload }).catch((error) => {
+                this.#waiting = undefined;
+                resolve({ kind: "reply", reply: { id: payload.id, ok: false, error: serializeError(cloneError(error)), stats: { wallMs: 0, cpuMs: 0, peakMemoryBytes: 0 } } });
+            });
+        });
+    }
+    send(message) {
+        return new Promise((resolve, reject) => {
+            try {
+                this.child.send(message, (error) => (error ? reject(error) : resolve()));
+            }
+            catch (error) {
+                reject(error);
+            }
+        });
+    }
+    /** Kills the process and every process it started (its process group). */
+    kill() {
+        if (!this.#alive || this.child.pid === undefined) {
+            return;
+        }
+        try {
+            process.kill(-this.child.pid, "SIGKILL");
+        }
+        catch {
+            this.child.kill("SIGKILL");
+        }
+    }
+    /** Lets the parent exit while this process waits for work. */
+    idle() {
+        this.child.unref();
+        this.child.channel?.unref?.();
+    }
+    busy() {
+        this.child.ref();
+        this.child.channel?.ref?.();
+    }
+    /** Resolves once the process has exited. */
+    exited() {
+        if (!this.#alive || this.child.exitCode !== null || this.child.signalCode !== null) {
+            return Promise.resolve();
+        }
+        return new Promise((resolve) => this.child.once("exit", () => resolve()));
+    }
+}
+function stripHeapFlag(options) {
+    return (options ?? "")
+        .split(/\s+/)
+        .filter((flag) => flag !== "" && !/^--max[-_]old[-_]space[-_]size/.test(flag))
+        .join(" ");
+}
+function cloneError(error) {
+    const failure = new Error(`The call's arguments could not be copied to the process: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    failure.name = "DataCloneError";
+    return failure;
+}
+/**
+ * Runs calls in forked Node processes, one call per process at a time, kept warm and reused.
+ * Each process leads its own process group; stopping a call kills the group. Limits are watched
+ * from this process: wall time by a timer, CPU time and resident memory from `/proc`.
+ */
+export class ProcessExecutor {
+    where = "process";
+    #maxWorkers;
+    #watchdog;
+    #idle = [];
+    #all = new Set();
+    #closed = false;
+    constructor(maxWorkers, watchdog) {
+        this.#maxWorkers = maxWorkers;
+        this.#watchdog = watchdog;
+    }
+    /** The pool processes alive now. */
+    get pids() {
+        return [...this.#all].filter((proc) => proc.alive).map((proc) => proc.pid);
+    }
+    /** Starts `count` processes without a heap cap, so the first calls do not wait for a fork. */
+    warm(count = this.#maxWorkers) {
+        while (this.#all.size < count) {
+            const proc = this.#spawn(0);
+            this.#idle.push(proc);
+        }
+    }
+    #spawn(heapCapMb) {
+        const proc = new PoolProcess(heapCapMb);
+        this.#all.add(proc);
+        void proc.exited().then(() => {
+            this.#all.delete(proc);
+            const index = this.#idle.indexOf(proc);
+            if (index >= 0) {
+                this.#idle.splice(index, 1);
+            }
+        });
+        return proc;
+    }
+    #acquire(heapCapMb) {
+        const index = this.#idle.findIndex((proc) => proc.alive && proc.heapCapMb === heapCapMb);
+        if (index >= 0) {
+            const proc = this.#idle.splice(index, 1)[0];
+            proc.busy();
+            return proc;
+        }
+        if (this.#all.size >= this.#maxWorkers && this.#idle.length > 0) {
+            // Make room: an idle process with another heap cap gives way.
+            this.#idle.shift()?.kill();
+        }
+        const proc = this.#spawn(heapCapMb);
+        proc.busy();
+        return proc;
+    }
+    #release(proc, limits) {
+        if (this.#closed || !proc.alive) {
+            return;
+        }
+        if (limits?.memoryBytes !== undefined && !proc.reusable) {
+            proc.kill();
+            return;
+        }
+        proc.idle();
+        this.#idle.push(proc);
+    }
+    async execute(execution) {
+        const { call, signal } = execution;
+        const limits = call.limits;
+        const proc = this.#acquire(processHeapCap(limits));
+        let sent = false;
+        const stopper = new Stopper(limits, (reason) => {
+            void proc.send({ type: "abort", abort: call.id, reason: serializeError(reason) }).catch(() => { });
+        }, () => proc.kill());
+        let cpuBase = 0;
+        const guard = limits === undefined
+            ? undefined
+            : new Guard(limits, {
+                cpuMs: () => {
+                    const now = proc.reader?.cpuNs() ?? -1;
+                    return now < 0 ? -1 : (now - cpuBase) / 1e6;
+                },
+                rssBytes: () => proc.reader?.rssBytes() ?? -1,
+            }, this.#watchdog, (error) => stopper.stop(error));
+        const onCancel = () => stopper.stop(signal.reason instanceof Error ? signal.reason : new CancelledError(), !sent);
+        signal.addEventListener("abort", onCancel, { once: true });
+        let ended;
+        const startedAt = performance.now();
+        try {
+            await proc.ready;
+            if (stopper.reason !== undefined) {
+                throw stopper.reason;
+            }
+            cpuBase = proc.reader?.cpuNs() ?? 0;
+            sent = true;
+            const running = proc.run({ id: call.id, ref: call.ref, args: call.args, slot: -1 });
+            guard?.start(true);
+            execution.started();
+            ended = await running;
+        }
+        catch (error) {
+            const failure = error instanceof Error ? error : new WorkerCrashedError(String(error), {});
+            ended = { kind: "exit", error: failure, code: null, signal: null };
+            proc.kill();
+        }
+        signal.removeEventListener("abort", onCancel);
+        guard?.check();
+        guard?.dispose();
+        stopper.dispose();
+        this.#release(proc, limits);
+        const reason = guard?.fired ?? stopper.reason;
+        const measured = ended.kind === "reply" ? ended.reply.stats : undefined;
+        const usage = {
+            wallMs: measured?.wallMs ?? (guard?.elapsed() || performance.now() - startedAt),
+            cpuMs: measured?.cpuMs ?? guard?.cpuMs ?? -1,
+            peakMemoryBytes: Math.max(measured?.peakMemoryBytes ?? 0, guard?.peakRss ?? 0),
+            where: "process",
+        };
+        if (reason instanceof LimitExceededError) {
+            return { kind: "exception", error: reason, usage };
+        }
+        if (reason instanceof CancelledError) {
+            return { kind: "cancelled", error: reason, usage };
+        }
+        if (ended.kind === "reply") {
+            const { reply } = ended;
+            return reply.ok ? { kind: "result", value: reply.value, usage } : { kind: "exception", error: deserializeError(reply.error), usage };
+        }
+        // A V8 heap cap hit aborts the process: under a memory limit that is the limit's doing.
+        if (limits?.memoryBytes !== undefined && (ended.signal === "SIGABRT" || ended.signal === "SIGTRAP" || ended.code === 134)) {
+            return { kind: "exception", error: new MemoryLimitError(limits.memoryBytes, Math.max(usage.peakMemoryBytes, limits.memoryBytes), "rss", { cause: ended.error }), usage };
+        }
+        return { kind: "exception", error: ended.error, usage };
+    }
+    async close() {
+        this.#closed = true;
+        const all = [...this.#all];
+        this.#idle.length = 0;
+        for (const proc of all) {
+            proc.kill();
+        }
+        await Promise.all(all.map((proc) => proc.exited()));
+    }
+}

@@ -1,0 +1,86 @@
+import { getHeapStatistics } from "node:v8";
+import { contextStorage } from "./context.js";
+import { DataCloneError } from "./errors.js";
+import { loadFunction } from "./load.js";
+function heapNow() {
+    const stats = getHeapStatistics();
+    return stats.used_heap_size + stats.external_memory;
+}
+/** Measures the peak heap of a call: at start, at end, and every 25 ms while it awaits. */
+export class HeapSampler {
+    #peak = heapNow();
+    #timer;
+    watch() {
+        this.#timer ??= setInterval(() => this.sample(), 25).unref();
+    }
+    sample() {
+        this.#peak = Math.max(this.#peak, heapNow());
+        return this.#peak;
+    }
+    stop() {
+        clearInterval(this.#timer);
+        return this.sample();
+    }
+}
+/**
+ * Loads and calls `ref` with `args` inside a call context, in the thread that calls it.
+ * `sampler.watch()` runs once the call turns out to be asynchronous.
+ */
+export async function invoke(ref, args, id, signal, sampler) {
+    try {
+        const fn = await loadFunction(ref);
+        let value = contextStorage().run({ id, signal }, () => fn(...args));
+        if (value instanceof Promise || (typeof value === "object" && value !== null && typeof value.then === "function")) {
+            sampler?.watch();
+            value = await value;
+        }
+        const uncloneable = findUncloneable(value);
+        if (uncloneable !== undefined) {
+            return { ok: false, error: new DataCloneError(`The task returned ${uncloneable}, which cannot be copied to the caller`) };
+        }
+        return { ok: true, value };
+    }
+    catch (error) {
+        return { ok: false, error };
+    }
+}
+/** How many values `findUncloneable` looks at before it trusts the rest. */
+const WALK_LIMIT = 50_000;
+/**
+ * Looks through a result for what the structured clone algorithm refuses (functions, symbols,
+ * promises, weak collections) and describes where it is, e.g. "a function at .model.predict".
+ */
+export function findUncloneable(root) {
+    const stack = [[root, ""]];
+    const seen = new Set();
+    let visited = 0;
+    while (stack.length > 0 && visited++ < WALK_LIMIT) {
+        const [value, path] = stack.pop();
+        if (typeof value === "function" || typeof value === "symbol") {
+            return `a ${typeof value}${path === "" ? "" : ` at ${path}`}`;
+        }
+        if (typeof value !== "object" || value === null || seen.has(value) || ArrayBuffer.isView(value) || value instanceof ArrayBuffer) {
+            continue;
+        }
+        seen.add(value);
+        if (value instanceof Promise || value instanceof WeakMap || value instanceof WeakSet) {
+            return `a ${value.constructor.name}${path === "" ? "" : ` at ${path}`}`;
+        }
+        if (value instanceof Map) {
+            for (const [key, item] of value) {
+                stack.push([key, `${path}<key>`], [item, `${path}.get(${String(key)})`]);
+            }
+        }
+        else if (value instanceof Set) {
+            for (const item of value) {
+                stack.push([item, `${path}<item>`]);
+            }
+        }
+        else if (!(value instanceof Date) && !(value instanceof RegExp) && !(value instanceof Error)) {
+            for (const key of Object.keys(value)) {
+                stack.push([value[key], Array.isArray(value) ? `${path}[${key}]` : `${path}.${key}`]);
+            }
+        }
+    }
+    return undefined;
+}

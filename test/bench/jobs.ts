@@ -1,0 +1,67 @@
+// Job modules of the benchmark: each export is a task function that byop runs in a worker
+// thread or a forked process.
+import { getHeapStatistics } from "node:v8";
+
+/** The no-op of the dispatch benchmarks. */
+export function add(a: number, b: number): number {
+	return a + b;
+}
+
+export async function sleep(ms: number): Promise<number> {
+	await new Promise((resolve) => setTimeout(resolve, ms));
+	return ms;
+}
+
+/** Busy forever: only a limit ends it. */
+export function spinForever(): never {
+	for (;;) {
+		// Spins.
+	}
+}
+
+/**
+ * Grows the V8 heap in small allocations until it is stopped, writing the heap in use (bytes)
+ * into `shared[0]` (and the largest heap size seen into `shared[1]`) as it goes, so that the
+ * main thread can read the last figure after the thread is gone.
+ */
+export function growHeap(shared: SharedArrayBuffer): number {
+	const view = new Float64Array(shared);
+	const hold: number[][] = [];
+	for (;;) {
+		hold.push(new Array(10_000).fill(1.5));
+		if (hold.length % 8 === 0) {
+			const stats = getHeapStatistics();
+			view[0] = stats.used_heap_size;
+			view[1] = Math.max(view[1] ?? 0, stats.total_heap_size);
+			view[2] = stats.heap_size_limit;
+		}
+	}
+}
+
+/**
+ * Allocates resident memory at `mbPerSecond` (1 MB Buffers, filled) until it is stopped; a
+ * rate of 0 allocates as fast as it can.
+ */
+export function allocate(mbPerSecond: number): never {
+	const hold: Buffer[] = [];
+	const start = performance.now();
+	for (;;) {
+		hold.push(Buffer.alloc(1024 * 1024, 1));
+		if (mbPerSecond > 0) {
+			const due = start + (hold.length * 1000) / mbPerSecond;
+			while (performance.now() < due) {
+				// Paces the allocation.
+			}
+		}
+	}
+}
+
+/** Holds `mb` megabytes of Buffers (outside the V8 heap) for `ms` milliseconds. */
+export async function holdBuffers(mb: number, ms: number): Promise<number> {
+	const hold: Buffer[] = [];
+	for (let i = 0; i < mb; i++) {
+		hold.push(Buffer.alloc(1024 * 1024, 1));
+	}
+	await new Promise((resolve) => setTimeout(resolve, ms));
+	return hold.length;
+}

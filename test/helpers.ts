@@ -1,0 +1,58 @@
+import { Scheduler, type Future, Task } from "../src/index.ts";
+import type { FunctionRef } from "../src/ref.ts";
+
+/** A reference to an export of test/fixtures/jobs.ts. */
+export function job(name: string): FunctionRef {
+	return { module: new URL("./fixtures/jobs.ts", import.meta.url), name };
+}
+
+export type ExecutorKind = "sequential" | "threads" | "processes";
+export const EXECUTORS: readonly ExecutorKind[] = ["sequential", "threads", "processes"];
+
+export function make(kind: ExecutorKind, maxWorkers = 2): Scheduler {
+	if (kind === "sequential") {
+		return Scheduler.withSequential();
+	}
+	return kind === "threads" ? Scheduler.withThreads({ maxWorkers }) : Scheduler.withProcesses({ maxWorkers });
+}
+
+/** Records the events of a task in order, as `[event, ...details]`. */
+export function record(task: Task): string[] {
+	const log: string[] = [];
+	task.on(Task.SUBMITTED, () => log.push("submitted"));
+	task.on(Task.DONE, () => log.push("done"));
+	task.on(Task.RESULT, () => log.push("result"));
+	task.on(Task.EXCEPTION, () => log.push("exception"));
+	task.on(Task.CANCELLED, () => log.push("cancelled"));
+	return log;
+}
+
+/** Runs `scheduler` after submitting with `submit`, collecting every future. */
+export async function runAll(scheduler: Scheduler, submit: () => (Future | undefined)[], options: Parameters<Scheduler["run"]>[0] = { onException: "continue", onCancelled: "continue" }) {
+	let futures: (Future | undefined)[] = [];
+	const off = scheduler.on(Scheduler.STARTED, () => {
+		futures = submit();
+	});
+	try {
+		const exit = await scheduler.run(options);
+		return { exit, futures: futures.filter((future): future is Future => future !== undefined) };
+	} finally {
+		off();
+	}
+}
+
+
+/** Waits for `ms` milliseconds. */
+export function delay(ms: number): Promise<void> {
+	return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Whether a process with this pid is alive. */
+export function alive(pid: number): boolean {
+	try {
+		process.kill(pid, 0);
+		return true;
+	} catch {
+		return false;
+	}
+}
