@@ -6,6 +6,11 @@ export function job(name: string): FunctionRef {
 	return { module: new URL("./fixtures/jobs.ts", import.meta.url), name };
 }
 
+/** A reference to an export of test/fixtures/plain.mjs, which needs no loader hooks. */
+export function plain(name: string): FunctionRef {
+	return { module: new URL("./fixtures/plain.mjs", import.meta.url), name };
+}
+
 export type ExecutorKind = "sequential" | "threads" | "processes";
 export const EXECUTORS: readonly ExecutorKind[] = ["sequential", "threads", "processes"];
 

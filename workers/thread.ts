@@ -12,7 +12,8 @@ const control = new ControlView(data.control);
 const tid = currentTid();
 const schedstat = openOwnSchedstat();
 const running = new Map<number, AbortController>();
-const loaded = registerLoaders(data.loaders);
+let loaded: Promise<void> | undefined;
+const TYPESCRIPT = /\.[cm]?tsx?$/;
 
 const channel = new BroadcastChannel(data.channel);
 channel.unref();
@@ -30,7 +31,11 @@ function threadCpuNs(): number {
 }
 
 export default async function runCall(payload: CallPayload): Promise<CallReply> {
-	await loaded;
+	if (TYPESCRIPT.test(payload.ref.module) && data.loaders.length > 0) {
+		// Loader hooks (tsx) cost a worker about 150 ms: register them only when a module needs them.
+		loaded ??= registerLoaders(data.loaders);
+		await loaded;
+	}
 	const startCpu = threadCpuNs();
 	control.markStarted(payload.slot, tid, startCpu);
 	const started = performance.now();

@@ -1,0 +1,245 @@
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { Scheduler, Task } from "../src/index.ts";
+import { CpuTimeLimitError, LimitExceededError, limit, MemoryLimitError, PynisherPlugin, type PynisherOptions, WallTimeLimitError } from "../src/pynisher/index.ts";
+import { EXECUTORS, job, make, plain, runAll } from "./helpers.ts";
+
+/** Records the plugin's and the task's events in order. */
+function watch(task: Task, plugin: PynisherPlugin): string[] {
+	const log: string[] = [];
+	task.on(plugin.TIMEOUT, (error) => log.push(`timeout:${error.code}`));
+	task.on(plugin.WALL_TIME_LIMIT_REACHED, () => log.push("wall"));
+	task.on(plugin.CPU_TIME_LIMIT_REACHED, () => log.push("cpu"));
+	task.on(plugin.MEMORY_LIMIT_REACHED, () => log.push("memory"));
+	task.on(Task.EXCEPTION, (_future, error) => log.push(`exception:${(error as Error).name}`));
+	task.on(Task.RESULT, () => log.push("result"));
+	return log;
+}
+
+async function once(kind: (typeof EXECUTORS)[number], name: string, options: PynisherOptions, ...args: unknown[]) {
+	const scheduler = make(kind);
+	const plugin = new PynisherPlugin(options);
+	const task = scheduler.task(job(name), { plugins: [plugin] });
+	const log = watch(task, plugin);
+	const { futures } = await runAll(scheduler, () => [task.submit(...args)]);
+	return { future: futures[0]!, log };
+}
+
+describe("PynisherPlugin options and events", () => {
+	it("exposes its events on the class and on instances", () => {
+		const plugin = new PynisherPlugin();
+		assert.equal(plugin.TIMEOUT, PynisherPlugin.TIMEOUT);
+		assert.equal(plugin.WALL_TIME_LIMIT_REACHED, PynisherPlugin.WALL_TIME_LIMIT_REACHED);
+		assert.equal(plugin.CPU_TIME_LIMIT_REACHED, PynisherPlugin.CPU_TIME_LIMIT_REACHED);
+		assert.equal(plugin.MEMORY_LIMIT_REACHED, PynisherPlugin.MEMORY_LIMIT_REACHED);
+		assert.equal(new Set(plugin.events).size, 4);
+	});
+
+	it("parses every unit form into milliseconds and bytes", () => {
+		const plugin = new PynisherPlugin({ wallTimeLimit: [5, "m"], cpuTimeLimit: "90s", memoryLimit: [2, "gb"], gracePeriod: 0.5, sampleInterval: [20, "ms"] });
+		assert.deepEqual(plugin.limits, { wallMs: 300_000, cpuMs: 90_000, memoryBytes: 2 * 1024 ** 3, memoryKind: "auto", graceMs: 500, sampleMs: 20, escalate: true });
+		assert.equal(new PynisherPlugin({ wallTimeLimit: 3, memoryLimit: 1024 }).limits.memoryBytes, 1024);
+	});
+
+	it("rejects bad limits at construction, naming the option and the value", () => {
+		const cases: [PynisherOptions, RegExp, typeof TypeError | typeof RangeError][] = [
+			[{ wallTimeLimit: -1 }, /`wallTimeLimit`.*`-1` \(number\)/, RangeError],
+			[{ wallTimeLimit: 0 }, /`wallTimeLimit`/, RangeError],
+			[{ cpuTimeLimit: Number.NaN }, /`cpuTimeLimit`/, RangeError],
+			[{ cpuTimeLimit: [1, "fortnight" as "s"] }, /`cpuTimeLimit`.*fortnight/, RangeError],
+			[{ memoryLimit: [2, "tb" as "gb"] }, /`memoryLimit`.*tb/, RangeError],
+			[{ memoryLimit: "-2gb" }, /`memoryLimit`/, RangeError],
+			[{ memoryLimit: true as unknown as number }, /`memoryLimit`/, TypeError],
+			[{ memoryKind: "vms" as "rss" }, /`memoryKind`/, TypeError],
+			[{ gracePeriod: -3 }, /`gracePeriod`/, RangeError],
+			[{ sampleInterval: 0 }, /`sampleInterval`/, RangeError],
+			[{ escalate: "no" as unknown as boolean }, /`escalate`/, TypeError],
+		];
+		for (const [options, message, type] of cases) {
+			assert.throws(() => new PynisherPlugin(options), (error: Error) => error instanceof type && message.test(error.message), JSON.stringify(options));
+		}
+		assert.throws(() => new PynisherPlugin(null as unknown as PynisherOptions), /`options`/);
+	});
+
+	it("combines two plugins on one task: the tighter limit wins and each emits its own events", async () => {
+		const scheduler = Scheduler.withThreads({ maxWorkers: 1 });
+		const loose = new PynisherPlugin({ wallTimeLimit: "30s", memoryLimit: "1gb" });
+		const tight = new PynisherPlugin({ wallTimeLimit: "200ms", cpuTimeLimit: "20s" });
+		const task = scheduler.task(job("sleep"), { plugins: [loose, tight] });
+		let looseEvents = 0;
+		let tightEvents = 0;
+		task.on(PynisherPlugin.TIMEOUT, () => tightEvents++);
+		const { futures } = await runAll(scheduler, () => [task.submit(5000)]);
+		assert.ok(futures[0]?.exception instanceof WallTimeLimitError);
+		assert.equal((futures[0]?.exception as WallTimeLimitError).limit, 200);
+		// Both plugins have a wall limit, so both emit TIMEOUT on the task.
+		assert.equal(tightEvents, 2);
+		void looseEvents;
+	});
+});
+
+for (const kind of EXECUTORS) {
+	describe(`limits on ${kind}`, () => {
+		it("a sleep past its wall limit emits TIMEOUT and WALL_TIME_LIMIT_REACHED before EXCEPTION", async () => {
+			const started = performance.now();
+			const { future, log } = await once(kind, "sleep", { wallTimeLimit: "300ms" }, 20_000);
+			assert.ok(performance.now() - started < 10_000, "stopped long before the sleep ended");
+			const error = future.exception as WallTimeLimitError;
+			assert.ok(error instanceof WallTimeLimitError);
+			assert.ok(error instanceof LimitExceededError);
+			assert.equal(error.code, "ERR_WALL_TIME_LIMIT");
+			assert.equal(error.limit, 300);
+			assert.ok(error.observed >= 300 && error.observed < 5000, `observed ${error.observed}`);
+			assert.deepEqual(log, ["timeout:ERR_WALL_TIME_LIMIT", "wall", "exception:WallTimeLimitError"]);
+			assert.equal(future.usage?.where, kind === "threads" ? "thread" : "process");
+		});
+
+		it("a busy loop past its CPU limit emits TIMEOUT and CPU_TIME_LIMIT_REACHED", async () => {
+			const { future, log } = await once(kind, "spinForever", { cpuTimeLimit: "250ms" });
+			const error = future.exception as CpuTimeLimitError;
+			assert.ok(error instanceof CpuTimeLimitError, `${error}`);
+			assert.equal(error.code, "ERR_CPU_TIME_LIMIT");
+			assert.equal(error.limit, 250);
+			assert.ok(error.observed >= 250 && error.observed < 5000, `observed ${error.observed}`);
+			assert.deepEqual(log, ["timeout:ERR_CPU_TIME_LIMIT", "cpu", "exception:CpuTimeLimitError"]);
+		});
+
+		it("a sleeping call never reaches its CPU limit", async () => {
+			const { future, log } = await once(kind, "sleep", { cpuTimeLimit: "100ms" }, 600, "rested");
+			assert.equal(future.result, "rested");
+			assert.deepEqual(log, ["result"]);
+			assert.ok((future.usage?.cpuMs ?? 0) < 100, `cpu ${future.usage?.cpuMs}`);
+			assert.ok((future.usage?.wallMs ?? 0) >= 550, `wall ${future.usage?.wallMs}`);
+		});
+
+		it("heap growth past its memory limit emits MEMORY_LIMIT_REACHED only", async () => {
+			const { future, log } = await once(kind, "growHeap", { memoryLimit: "96mb", memoryKind: "heap" });
+			const error = future.exception as MemoryLimitError;
+			assert.ok(error instanceof MemoryLimitError, `${error}`);
+			assert.equal(error.code, "ERR_MEMORY_LIMIT");
+			assert.equal(error.limit, 96 * 1024 * 1024);
+			assert.ok(error.observed > 0);
+			assert.deepEqual(log, ["memory", "exception:MemoryLimitError"]);
+		});
+
+		it("a call inside all its limits returns its result", async () => {
+			const { future, log } = await once(kind, "add", { wallTimeLimit: "10s", cpuTimeLimit: "10s", memoryLimit: "512mb" }, 40, 2);
+			assert.equal(future.result, 42);
+			assert.deepEqual(log, ["result"]);
+		});
+	});
+}
+
+describe("limits on threads", () => {
+	it("queue wait does not count toward the wall limit", async () => {
+		const scheduler = Scheduler.withThreads({ maxWorkers: 1 });
+		const plugin = new PynisherPlugin({ wallTimeLimit: "1500ms" });
+		const task = scheduler.task(job("sleep"), { plugins: [plugin] });
+		// Each waits ~600 ms in the queue per call ahead of it; each runs 600 ms, under its limit.
+		const { futures } = await runAll(scheduler, () => [task.submit(600, 1), task.submit(600, 2), task.submit(600, 3)]);
+		assert.deepEqual(
+			futures.map((future) => future.result),
+			[1, 2, 3],
+		);
+	});
+
+	it("limits on one task never touch another running beside it, and a stopped thread is replaced", async () => {
+		const scheduler = Scheduler.withThreads({ maxWorkers: 2 });
+		const plugin = new PynisherPlugin({ cpuTimeLimit: "200ms" });
+		const limited = scheduler.task(job("spinForever"), { plugins: [plugin] });
+		const free = scheduler.task(job("spin"));
+		const after = scheduler.task(job("add"));
+		const { futures } = await runAll(scheduler, () => [limited.submit(), free.submit(1200)]);
+		assert.ok(futures[0]?.exception instanceof CpuTimeLimitError);
+		assert.equal(futures[1]?.state, "result", `${futures[1]?.exception}`);
+		assert.ok((futures[1]?.usage?.cpuMs ?? 0) > 400, "the free task spent its own CPU time");
+		const second = await runAll(scheduler, () => [after.submit(1, 2), limited.submit()]);
+		assert.equal(await second.futures[0], 3);
+		assert.ok(second.futures[1]?.exception instanceof CpuTimeLimitError);
+	});
+
+	it("100 calls in a row hitting limits leave the pool healthy and no stray threads", async () => {
+		const scheduler = Scheduler.withThreads({ maxWorkers: 2 });
+		const plugin = new PynisherPlugin({ wallTimeLimit: "30ms" });
+		const task = scheduler.task(plain("spinForever"), { plugins: [plugin] });
+		const add = scheduler.task(plain("add"));
+		let limitEvents = 0;
+		task.on(plugin.WALL_TIME_LIMIT_REACHED, () => limitEvents++);
+		let peakThreads = 0;
+		scheduler.on(Scheduler.FUTURE_DONE, () => {
+			peakThreads = Math.max(peakThreads, scheduler._dispatcher.threads?.threadCount ?? 0);
+		});
+		const { futures } = await runAll(scheduler, () => Array.from({ length: 100 }, () => task.submit()));
+		assert.equal(limitEvents, 100);
+		assert.ok(futures.every((future) => future.exception instanceof WallTimeLimitError));
+		assert.ok(peakThreads <= 2, `peak threads ${peakThreads}`);
+		const healthy = await runAll(scheduler, () => [add.submit(2, 2)]);
+		assert.equal(await healthy.futures[0], 4);
+		assert.equal(scheduler._dispatcher.watchdog.active, false, "the watchdog stops when nothing is limited");
+	});
+
+	it("the watchdog runs only while limited calls run", async () => {
+		const scheduler = Scheduler.withThreads({ maxWorkers: 2 });
+		const plugin = new PynisherPlugin({ cpuTimeLimit: "10s", sampleInterval: "5ms" });
+		const task = scheduler.task(job("sleep"), { plugins: [plugin] });
+		let activeDuring = false;
+		scheduler.on(Scheduler.STARTED, () => {
+			scheduler.callLater("900ms", () => {
+				activeDuring = scheduler._dispatcher.watchdog.active;
+			});
+		});
+		const { futures } = await runAll(scheduler, () => [task.submit(1500), task.submit(1500)]);
+		assert.equal(futures.length, 2);
+		assert.equal(activeDuring, true);
+		assert.ok(scheduler._dispatcher.watchdog.ticks > 10);
+		assert.equal(scheduler._dispatcher.watchdog.active, false);
+	});
+
+	it("a task sees its signal abort and gets its grace period before it is terminated", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "byop-grace-"));
+		const marker = path.join(dir, "marker");
+		const scheduler = Scheduler.withThreads({ maxWorkers: 1 });
+		const plugin = new PynisherPlugin({ wallTimeLimit: "200ms", gracePeriod: "400ms" });
+		const task = scheduler.task(job("waitForAbort"), { plugins: [plugin] });
+		const started = performance.now();
+		const { futures } = await runAll(scheduler, () => [task.submit(marker)]);
+		const elapsed = performance.now() - started;
+		assert.ok(futures[0]?.exception instanceof WallTimeLimitError);
+		assert.equal(readFileSync(marker, "utf8"), "WallTimeLimitError");
+		assert.ok(elapsed >= 550, `terminated after the grace period (${elapsed} ms)`);
+	});
+
+	it("a cancelled task also sees its signal during the grace period", async () => {
+		const dir = mkdtempSync(path.join(tmpdir(), "byop-grace-"));
+		const marker = path.join(dir, "marker");
+		const scheduler = Scheduler.withProcesses({ maxWorkers: 1 });
+		const plugin = new PynisherPlugin({ wallTimeLimit: "20s", gracePeriod: "300ms" });
+		const task = scheduler.task(job("waitForAbort"), { plugins: [plugin] });
+		const { futures } = await runAll(scheduler, () => {
+			const future = task.submit(marker);
+			scheduler.callLater("600ms", () => future?.cancel());
+			return [future];
+		});
+		assert.equal(futures[0]?.cancelled, true);
+		assert.equal(readFileSync(marker, "utf8"), "CancelledError");
+	});
+});
+
+describe("limit()", () => {
+	it("runs one call under limits without a scheduler, with the same errors", async () => {
+		const add = limit<[number, number], number>(job("add"), { wallTimeLimit: "5s" });
+		assert.equal(await add(20, 22), 42);
+		const sleepy = limit(job("sleep"), { wallTimeLimit: "200ms" });
+		await assert.rejects(sleepy(10_000), WallTimeLimitError);
+		const spinner = limit(job("spinForever"), { cpuTimeLimit: "200ms", executor: "processes" });
+		await assert.rejects(spinner(), CpuTimeLimitError);
+		const failing = limit(job("fail"), {});
+		await assert.rejects(failing("plain"), { message: "plain" });
+		assert.throws(() => limit(job("add"), { executor: "gpu" as "threads" }), /`executor`/);
+		assert.throws(() => limit({ module: "" }, {}), /`ref.module`/);
+	});
+});
+
