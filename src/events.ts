@@ -11,6 +11,11 @@ declare const payload: unique symbol;
  */
 export type EventKey<Args extends unknown[]> = string & { readonly [payload]: Args };
 
+/** The handler arguments of an event key. */
+export type ArgsOf<K> = K extends EventKey<infer Args> ? Args : never;
+
+export type AnyEventKey = EventKey<any[]>;
+
 /** A handler for an event whose payload is `Args`. It may return a promise; a rejection is reported like a throw. */
 export type Handler<Args extends unknown[]> = (...args: Args) => unknown;
 
@@ -41,7 +46,7 @@ export class Emitter {
 	}
 
 	/** Subscribes `handler` to `event`; returns a function that unsubscribes it. */
-	on<Args extends unknown[]>(event: EventKey<Args>, handler: Handler<Args>): () => void {
+	on<K extends AnyEventKey>(event: K, handler: Handler<ArgsOf<K>>): () => void {
 		if (typeof handler !== "function") {
 			throw new TypeError(`Expected the handler for \`${event}\` to be a function, got \`${String(handler)}\` (${typeof handler})`);
 		}
@@ -56,7 +61,7 @@ export class Emitter {
 		}
 		const wrapper = (args: unknown[]): void => {
 			try {
-				const returned = handler(...(args as Args));
+				const returned = handler(...(args as ArgsOf<K>));
 				if (returned instanceof Promise) {
 					returned.catch((error: unknown) => this.#sink(error, event));
 				}
@@ -70,7 +75,7 @@ export class Emitter {
 	}
 
 	/** Unsubscribes `handler` from `event`. Unknown handlers are ignored. */
-	off<Args extends unknown[]>(event: EventKey<Args>, handler: Handler<Args>): void {
+	off<K extends AnyEventKey>(event: K, handler: Handler<ArgsOf<K>>): void {
 		const handlers = this.#wrappers.get(event);
 		const wrapper = handlers?.get(handler as Handler<never>);
 		if (handlers !== undefined && wrapper !== undefined) {

@@ -1,7 +1,7 @@
 import { availableParallelism } from "node:os";
 import { Dispatcher, type ExecutorKind } from "./dispatcher.ts";
 import { CancelledError, SchedulerStateError } from "./errors.ts";
-import { Emitter, defineEvent, type EventKey, type Handler } from "./events.ts";
+import { type AnyEventKey, type ArgsOf, Emitter, defineEvent, type Handler } from "./events.ts";
 import type { Call } from "./executors/executor.ts";
 import type { Future, Outcome } from "./future.ts";
 import type { FunctionRef } from "./ref.ts";
@@ -209,12 +209,12 @@ export class Scheduler {
 	}
 
 	/** Subscribes to a scheduler event; returns a function that unsubscribes. */
-	on<E extends unknown[]>(event: EventKey<E>, handler: Handler<E>): () => void {
+	on<K extends AnyEventKey>(event: K, handler: Handler<ArgsOf<K>>): () => void {
 		return this.#emitter.on(event, handler);
 	}
 
 	/** Unsubscribes a handler. */
-	off<E extends unknown[]>(event: EventKey<E>, handler: Handler<E>): void {
+	off<K extends AnyEventKey>(event: K, handler: Handler<ArgsOf<K>>): void {
 		this.#emitter.off(event, handler);
 	}
 

@@ -1,4 +1,4 @@
-import { Emitter, defineEvent, type EventKey, type Handler } from "./events.ts";
+import { type AnyEventKey, type ArgsOf, Emitter, defineEvent, type EventKey, type Handler } from "./events.ts";
 import type { Call } from "./executors/executor.ts";
 import { Future, type Outcome } from "./future.ts";
 import type { Plugin } from "./plugins/plugin.ts";
@@ -88,12 +88,12 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
 	}
 
 	/** Subscribes to one of the task's events, or a plugin's; returns a function that unsubscribes. */
-	on<E extends unknown[]>(event: EventKey<E>, handler: Handler<E>): () => void {
+	on<K extends AnyEventKey>(event: K, handler: Handler<ArgsOf<K>>): () => void {
 		return this.#emitter.on(event, handler);
 	}
 
 	/** Unsubscribes a handler. */
-	off<E extends unknown[]>(event: EventKey<E>, handler: Handler<E>): void {
+	off<K extends AnyEventKey>(event: K, handler: Handler<ArgsOf<K>>): void {
 		this.#emitter.off(event, handler);
 	}
 

@@ -1,7 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { CancelledError, type ExitState, Future, Scheduler, SchedulerStateError, Task } from "../src/index.ts";
-import { delay, job, make, record, runAll } from "./helpers.ts";
+import { job, record, runAll } from "./helpers.ts";
 
 function counter(scheduler: Scheduler): Record<string, number> {
 	const counts: Record<string, number> = {};
