@@ -1,3 +1,4 @@
+import { readFileSync } from "node:fs";
 import { Scheduler, type Future, Task } from "../src/index.ts";
 import type { FunctionRef } from "../src/ref.ts";
 
@@ -52,11 +53,16 @@ export function delay(ms: number): Promise<void> {
 	return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
-/** Whether a process with this pid is alive. */
+/** Whether a process with this pid is alive (a zombie waiting to be reaped counts as dead). */
 export function alive(pid: number): boolean {
 	try {
 		process.kill(pid, 0);
-		return true;
+	} catch {
+		return false;
+	}
+	try {
+		const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+		return stat.slice(stat.lastIndexOf(")") + 2, stat.lastIndexOf(")") + 3) !== "Z";
 	} catch {
 		return false;
 	}
