@@ -79,7 +79,9 @@ export function serializeError(error: unknown, depth = 0): SerializedError {
 		}
 	}
 	if (error instanceof AggregateError) {
-		props["errors"] = error.errors.map((inner) => (depth < 8 ? serializeError(inner, depth + 1) : describe(inner)));
+		props["errors"] = error.errors.map((inner: unknown) =>
+			inner instanceof Error && depth < 8 ? serializeError(inner, depth + 1) : cloneable(inner) ? inner : describe(inner),
+		);
 	}
 	const name = typeof error.name === "string" && error.name !== "Error" ? error.name : error.constructor?.name ?? "Error";
 	const serialized: SerializedError = {

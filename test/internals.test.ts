@@ -1,0 +1,161 @@
+import assert from "node:assert/strict";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { pathToFileURL } from "node:url";
+import { CancelledError, currentCall, defineEvent, taskSignal } from "../src/index.ts";
+import { Emitter } from "../src/events.ts";
+import { heapCapMb } from "../src/executors/threads.ts";
+import { findUncloneable } from "../src/invoke.ts";
+import { MemoryLimitError } from "../src/pynisher/index.ts";
+import { mergeLimits } from "../src/pynisher/plugin.ts";
+import { Watchdog } from "../src/pynisher/watchdog.ts";
+import { describeRef, resolveRef } from "../src/ref.ts";
+import { deserializeError, isSerializedError, serializeError } from "../src/serialize.ts";
+
+describe("Emitter", () => {
+	it("calls handlers in order, unsubscribes, ignores duplicates, and reports handler errors without stopping the rest", async () => {
+		const errors: unknown[] = [];
+		const emitter = new Emitter((error) => errors.push(error));
+		const event = defineEvent<[number]>("test:number");
+		const seen: string[] = [];
+		const first = (n: number) => seen.push(`first:${n}`);
+		const off = emitter.on(event, first);
+		emitter.on(event, first);
+		emitter.on(event, () => {
+			throw new Error("sync");
+		});
+		emitter.on(event, async () => {
+			throw new Error("async");
+		});
+		emitter.on(event, (n) => seen.push(`last:${n}`));
+		assert.equal(emitter.count(event), 4);
+		emitter.emit(event, 1);
+		off();
+		emitter.off(event, first);
+		emitter.emit(event, 2);
+		await new Promise((resolve) => setImmediate(resolve));
+		assert.deepEqual(seen, ["first:1", "last:1", "last:2"]);
+		assert.deepEqual(
+			errors.map((error) => (error as Error).message),
+			["sync", "sync", "async", "async"],
+		);
+		emitter.emit(defineEvent<[]>("test:nobody"));
+		const late: unknown[] = [];
+		emitter.sink = (error) => late.push(error);
+		emitter.emit(event, 3);
+		assert.equal(late.length, 1);
+	});
+});
+
+describe("error serialization", () => {
+	it("keeps class name, message, stack, nested causes and cloneable own properties", () => {
+		class DeepError extends Error {
+			code = "E_DEEP";
+			callback = () => {};
+		}
+		const inner = new RangeError("inner");
+		const error = new DeepError("outer", { cause: new TypeError("middle", { cause: inner }) });
+		const copy = deserializeError(structuredClone(serializeError(error))) as Error & { code?: string; callback?: unknown };
+		assert.equal(copy.name, "DeepError");
+		assert.equal(copy.message, "outer");
+		assert.equal(copy.stack, error.stack);
+		assert.equal(copy.code, "E_DEEP");
+		assert.equal(copy.callback, undefined, "functions are dropped");
+		assert.ok(copy.cause instanceof TypeError);
+		assert.ok((copy.cause as Error).cause instanceof RangeError);
+		assert.equal(String(copy), "DeepError: outer");
+	});
+
+	it("keeps byop's own classes, AggregateErrors, and non-Error causes and throws", () => {
+		const limit = deserializeError(serializeError(new MemoryLimitError(100, 200, "heap")));
+		assert.ok(limit instanceof MemoryLimitError);
+		assert.equal((limit as MemoryLimitError).observed, 200);
+		assert.ok(deserializeError(serializeError(new CancelledError())) instanceof CancelledError);
+		const aggregate = deserializeError(serializeError(new AggregateError([new Error("a"), "b"], "many"))) as AggregateError;
+		assert.ok(aggregate instanceof AggregateError);
+		assert.equal((aggregate.errors[0] as Error).message, "a");
+		assert.equal(aggregate.errors[1], "b");
+		const withValueCause = deserializeError(serializeError(new Error("x", { cause: { reason: 1 } })));
+		assert.deepEqual(withValueCause.cause, { reason: 1 });
+		const withFunctionCause = deserializeError(serializeError(new Error("x", { cause: () => 1 })));
+		assert.equal(typeof withFunctionCause.cause, "string");
+		for (const [thrown, type] of [[42, "number"], [null, "null"], ["text", "string"], [Symbol("s"), "symbol"], [undefined, "undefined"]] as const) {
+			const serialized = serializeError(thrown);
+			assert.equal(serialized.thrown?.type, type);
+			assert.ok(isSerializedError(serialized));
+			assert.match(deserializeError(serialized).message, /non-Error value/);
+		}
+		assert.equal(isSerializedError({}), false);
+		assert.equal(isSerializedError(null), false);
+	});
+});
+
+describe("function references", () => {
+	it("resolve URLs, paths and package names", () => {
+		const absolute = path.resolve("test/fixtures/jobs.ts");
+		assert.deepEqual(resolveRef({ module: new URL(pathToFileURL(absolute).href) }), { module: pathToFileURL(absolute).href, name: "default" });
+		assert.equal(resolveRef({ module: absolute, name: "add" }).module, pathToFileURL(absolute).href);
+		assert.equal(resolveRef({ module: "./test/fixtures/jobs.ts" }).module, pathToFileURL(absolute).href);
+		assert.equal(resolveRef({ module: "node:path", name: "join" }).module, "node:path");
+		assert.equal(resolveRef({ module: "some-package", name: "run" }).module, "some-package");
+		assert.equal(describeRef(resolveRef({ module: absolute, name: "add" })), "jobs.ts#add");
+		assert.throws(() => resolveRef("jobs.ts"), /`ref`/);
+		assert.throws(() => resolveRef({ module: 5 }), /`ref.module`/);
+		assert.throws(() => resolveRef({ module: "x", name: 1 }), /`ref.name`/);
+	});
+});
+
+describe("uncloneable results", () => {
+	it("are found with their path", () => {
+		assert.equal(findUncloneable({ a: [1, { b: () => 1 }] }), "a function at .a[1].b");
+		assert.equal(findUncloneable(Symbol("s")), "a symbol");
+		assert.equal(findUncloneable(new Map([["k", new WeakMap()]])), "a WeakMap at .get(k)");
+		assert.equal(findUncloneable(new Set([Promise.resolve()])), "a Promise at <item>");
+		const cyclic: Record<string, unknown> = { date: new Date(), re: /x/, buffer: Buffer.alloc(4), error: new Error("e") };
+		cyclic["self"] = cyclic;
+		assert.equal(findUncloneable(cyclic), undefined);
+	});
+});
+
+describe("watchdog", () => {
+	it("ticks at the shortest interval asked for, and stops when nothing is watched", async () => {
+		const watchdog = new Watchdog();
+		let slow = 0;
+		let fast = 0;
+		const a = { intervalMs: 50, check: () => slow++ };
+		const b = { intervalMs: 5, check: () => fast++ };
+		watchdog.add(a);
+		watchdog.add(b);
+		assert.equal(watchdog.size, 2);
+		await new Promise((resolve) => setTimeout(resolve, 120));
+		watchdog.delete(b);
+		watchdog.delete(b);
+		assert.ok(fast >= 5, `fast ${fast}`);
+		assert.equal(watchdog.active, true);
+		watchdog.delete(a);
+		assert.equal(watchdog.active, false);
+	});
+});
+
+describe("limits", () => {
+	it("merge to the tighter of each and the stricter memory kind", () => {
+		const base = { wallMs: 100, cpuMs: undefined, memoryBytes: 1000, memoryKind: "auto", graceMs: 0, sampleMs: 10, escalate: true } as const;
+		const merged = mergeLimits(base, { wallMs: 50, cpuMs: 20, memoryBytes: undefined, memoryKind: "heap", graceMs: 5, sampleMs: 20, escalate: false });
+		assert.deepEqual(merged, { wallMs: 50, cpuMs: 20, memoryBytes: 1000, memoryKind: "heap", graceMs: 5, sampleMs: 10, escalate: false });
+		assert.equal(mergeLimits(merged, { ...base, memoryKind: "rss" }).memoryKind, "rss");
+		assert.equal(mergeLimits(undefined, base), base);
+	});
+
+	it("heap caps split into old and young generations", () => {
+		assert.deepEqual(heapCapMb(64 * 1024 * 1024), { old: 56, young: 8 });
+		assert.deepEqual(heapCapMb(1024 ** 3), { old: 1008, young: 16 });
+		assert.deepEqual(heapCapMb(1), { old: 1, young: 1 });
+	});
+});
+
+describe("call context", () => {
+	it("is empty outside a task", () => {
+		assert.equal(currentCall(), undefined);
+		assert.equal(taskSignal().aborted, false);
+	});
+});
