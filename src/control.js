@@ -25,10 +25,25 @@ export class ControlView {
         Atomics.store(this.ints, slot * INTS, RUNNING);
         Atomics.notify(this.ints, slot * INTS);
     }
+    /** Worker side: the call's peak memory so far and its memory outside the heap now, in bytes. */
+    setMemory(slot, peak, external) {
+        this.floats[slot * FLOATS + 2] = peak;
+        this.floats[slot * FLOATS + 3] = external;
+    }
+    /** The last peak memory a worker reported for `slot`. */
+    peakMemory(slot) {
+        return this.floats[slot * FLOATS + 2] ?? 0;
+    }
+    /** The last memory outside the heap a worker reported for `slot`. */
+    externalMemory(slot) {
+        return this.floats[slot * FLOATS + 3] ?? 0;
+    }
     /** Main side: clears `slot` before it is given to a new call. */
     reset(slot) {
         Atomics.store(this.ints, slot * INTS, IDLE);
         this.ints[slot * INTS + 1] = 0;
+        this.floats[slot * FLOATS + 2] = 0;
+        this.floats[slot * FLOATS + 3] = 0;
     }
     state(slot) {
         return Atomics.load(this.ints, slot * INTS);

@@ -31,10 +31,28 @@ export class ControlView {
 		Atomics.notify(this.ints, slot * INTS);
 	}
 
+	/** Worker side: the call's peak memory so far and its memory outside the heap now, in bytes. */
+	setMemory(slot: number, peak: number, external: number): void {
+		this.floats[slot * FLOATS + 2] = peak;
+		this.floats[slot * FLOATS + 3] = external;
+	}
+
+	/** The last peak memory a worker reported for `slot`. */
+	peakMemory(slot: number): number {
+		return this.floats[slot * FLOATS + 2] ?? 0;
+	}
+
+	/** The last memory outside the heap a worker reported for `slot`. */
+	externalMemory(slot: number): number {
+		return this.floats[slot * FLOATS + 3] ?? 0;
+	}
+
 	/** Main side: clears `slot` before it is given to a new call. */
 	reset(slot: number): void {
 		Atomics.store(this.ints, slot * INTS, IDLE);
 		this.ints[slot * INTS + 1] = 0;
+		this.floats[slot * FLOATS + 2] = 0;
+		this.floats[slot * FLOATS + 3] = 0;
 	}
 
 	state(slot: number): number {

@@ -2,19 +2,23 @@ import { getHeapStatistics } from "node:v8";
 import { contextStorage } from "./context.js";
 import { DataCloneError } from "./errors.js";
 import { loadFunction } from "./load.js";
-function heapNow() {
-    const stats = getHeapStatistics();
-    return stats.used_heap_size + stats.external_memory;
-}
 /** Measures the peak heap of a call: at start, at end, and every 25 ms while it awaits. */
 export class HeapSampler {
-    #peak = heapNow();
+    #peak = 0;
     #timer;
+    #report;
+    /** `report` receives each sample: the peak so far, and the memory outside the heap now. */
+    constructor(report) {
+        this.#report = report;
+        this.sample();
+    }
     watch() {
         this.#timer ??= setInterval(() => this.sample(), 25).unref();
     }
     sample() {
-        this.#peak = Math.max(this.#peak, heapNow());
+        const stats = getHeapStatistics();
+        this.#peak = Math.max(this.#peak, stats.used_heap_size + stats.external_memory);
+        this.#report?.(this.#peak, stats.external_memory);
         return this.#peak;
     }
     stop() {
@@ -26,7 +30,7 @@ export class HeapSampler {
  * Loads and calls `ref` with `args` inside a call context, in the thread that calls it.
  * `sampler.watch()` runs once the call turns out to be asynchronous.
  */
-export async function invoke(ref, args, id, signal, sampler) {
+export async function invoke(ref, args, id, signal, sampler, copied = true) {
     try {
         const fn = await loadFunction(ref);
         let value = contextStorage().run({ id, signal }, () => fn(...args));
@@ -34,7 +38,7 @@ export async function invoke(ref, args, id, signal, sampler) {
             sampler?.watch();
             value = await value;
         }
-        const uncloneable = findUncloneable(value);
+        const uncloneable = copied ? findUncloneable(value) : undefined;
         if (uncloneable !== undefined) {
             return { ok: false, error: new DataCloneError(`The task returned ${uncloneable}, which cannot be copied to the caller`) };
         }

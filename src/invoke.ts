@@ -7,22 +7,26 @@ import type { ResolvedRef } from "./ref.ts";
 /** The outcome of running one call where it is: the value, or what was thrown. */
 export type Invocation = { readonly ok: true; readonly value: unknown } | { readonly ok: false; readonly error: unknown };
 
-function heapNow(): number {
-	const stats = getHeapStatistics();
-	return stats.used_heap_size + stats.external_memory;
-}
-
 /** Measures the peak heap of a call: at start, at end, and every 25 ms while it awaits. */
 export class HeapSampler {
-	#peak = heapNow();
+	#peak = 0;
 	#timer: NodeJS.Timeout | undefined;
+	readonly #report: ((peak: number, external: number) => void) | undefined;
+
+	/** `report` receives each sample: the peak so far, and the memory outside the heap now. */
+	constructor(report?: (peak: number, external: number) => void) {
+		this.#report = report;
+		this.sample();
+	}
 
 	watch(): void {
 		this.#timer ??= setInterval(() => this.sample(), 25).unref();
 	}
 
 	sample(): number {
-		this.#peak = Math.max(this.#peak, heapNow());
+		const stats = getHeapStatistics();
+		this.#peak = Math.max(this.#peak, stats.used_heap_size + stats.external_memory);
+		this.#report?.(this.#peak, stats.external_memory);
 		return this.#peak;
 	}
 

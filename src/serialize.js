@@ -65,7 +65,7 @@ export function serializeError(error, depth = 0) {
         }
     }
     if (error instanceof AggregateError) {
-        props["errors"] = error.errors.map((inner) => (depth < 8 ? serializeError(inner, depth + 1) : describe(inner)));
+        props["errors"] = error.errors.map((inner) => inner instanceof Error && depth < 8 ? serializeError(inner, depth + 1) : cloneable(inner) ? inner : describe(inner));
     }
     const name = typeof error.name === "string" && error.name !== "Error" ? error.name : error.constructor?.name ?? "Error";
     const serialized = {

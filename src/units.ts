@@ -89,7 +89,8 @@ export function parseMemory(option: string, value: unknown): number {
 	}
 	if (typeof value === "string") {
 		const trimmed = value.trim();
-		const parsed = /^[+-]?\d+(\.\d+)?\s*[a-zA-Z]*$/.test(trimmed) ? bytes.parse(trimmed) : Number.NaN;
+		// bytes.parse reads "2 gigs" as 2: accept only the units it knows.
+		const parsed = /^[+-]?\d+(\.\d+)?\s*(b|kb|mb|gb|tb)?$/i.test(trimmed) ? bytes.parse(trimmed) : Number.NaN;
 		return Math.floor(positive(option, what, value, parsed ?? Number.NaN));
 	}
 	if (Array.isArray(value) && value.length === 2 && typeof value[0] === "number" && typeof value[1] === "string") {

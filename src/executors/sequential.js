@@ -30,7 +30,7 @@ export class SequentialExecutor {
         const started = performance.now();
         const sampler = new HeapSampler();
         const cancelled = new Promise((resolve) => signal.addEventListener("abort", () => resolve("cancelled"), { once: true }));
-        const result = await Promise.race([invoke(call.ref, call.args, call.id, signal, sampler), cancelled]);
+        const result = await Promise.race([invoke(call.ref, call.args, call.id, signal, sampler, false), cancelled]);
         const usage = {
             wallMs: performance.now() - started,
             cpuMs: (this.#cpuNs() - startCpu) / 1e6,

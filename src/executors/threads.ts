@@ -148,7 +148,7 @@ export class ThreadExecutor implements Executor {
 			void this.#control.started(slot).then(onStart);
 		}
 		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
-		const auto = limits?.memoryKind === "auto" && limits.escalate && capBytes > 0 ? { budget: capBytes, stopper } : undefined;
+		const auto = limits?.memoryKind === "auto" && limits.escalate && capBytes > 0 ? { budget: capBytes, stopper, external: () => this.#control.externalMemory(slot) } : undefined;
 		if (auto !== undefined) {
 			this.#auto.add(auto);
 		}
@@ -174,11 +174,11 @@ export class ThreadExecutor implements Executor {
 			// Wakes a start notice that never came (the call failed before it began).
 			Atomics.notify(this.#control.ints, slot * 8);
 		}
-		this.#freeSlots.push(slot);
 		const usage: Usage =
 			reply !== undefined
 				? { ...reply.stats, where: "thread" }
-				: { wallMs: guard?.elapsed() ?? 0, cpuMs: cpuAtEnd, peakMemoryBytes: capBytes > 0 && isOutOfMemory(failure) ? capBytes : 0, where: "thread" };
+				: { wallMs: guard?.elapsed() ?? 0, cpuMs: cpuAtEnd, peakMemoryBytes: Math.max(this.#control.peakMemory(slot), capBytes > 0 && isOutOfMemory(failure) ? capBytes : 0), where: "thread" };
+		this.#freeSlots.push(slot);
 		if (auto !== undefined) {
 			this.#auto.delete(auto);
 		}
@@ -237,6 +237,8 @@ function translateFailure(error: unknown, limits: Limits | undefined, capBytes: 
 interface AutoCall {
 	readonly budget: number;
 	readonly stopper: Stopper;
+	/** The memory outside the heap that the call's thread last reported. */
+	external(): number;
 }
 
 /** Slack for the memory of the threads themselves, per running auto call. */
@@ -282,7 +284,10 @@ class AutoWatch {
 		if (growth <= this.#budget) {
 			return;
 		}
-		for (const call of [...this.#calls]) {
+		// The calls whose threads report more memory outside the heap than their limit are the
+		// cause; when none has reported (a synchronous call cannot), all of them move.
+		const over = [...this.#calls].filter((call) => call.external() > call.budget);
+		for (const call of over.length > 0 ? over : [...this.#calls]) {
 			this.delete(call);
 			call.stopper.stop(new EscalationSignal(`Memory outside the heap passed the limit (process grew by ${Math.round(growth / MiB)} MB)`), true);
 		}

@@ -39,13 +39,25 @@ export class Guard {
         this.#startedAt = performance.now();
         const { wallMs, cpuMs } = this.#limits;
         if (wallMs !== undefined) {
-            this.#wallTimer = setTimeout(() => this.#fire(new WallTimeLimitError(wallMs, performance.now() - this.#startedAt)), wallMs);
-            this.#wallTimer.unref();
+            this.#armWall(wallMs, wallMs);
         }
         if (cpuMs !== undefined || (watchRss && this.#probe.rssBytes !== undefined)) {
             this.#watching = true;
             this.#watchdog.add(this);
         }
+    }
+    #armWall(limit, delay) {
+        this.#wallTimer = setTimeout(() => {
+            const elapsed = performance.now() - this.#startedAt;
+            // Timers round to whole milliseconds and may fire a fraction early.
+            if (elapsed < limit) {
+                this.#armWall(limit, Math.max(1, Math.ceil(limit - elapsed)));
+            }
+            else {
+                this.#fire(new WallTimeLimitError(limit, elapsed));
+            }
+        }, delay);
+        this.#wallTimer.unref();
     }
     /** Milliseconds since `start`. */
     elapsed() {
