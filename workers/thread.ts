@@ -39,7 +39,7 @@ export default async function runCall(payload: CallPayload): Promise<CallReply> 
 	const startCpu = threadCpuNs();
 	control.markStarted(payload.slot, tid, startCpu);
 	const started = performance.now();
-	const sampler = new HeapSampler();
+	const sampler = new HeapSampler((peak, external) => control.setMemory(payload.slot, peak, external));
 	const abort = new AbortController();
 	running.set(payload.id, abort);
 	const result = await invoke(payload.ref, payload.args, payload.id, abort.signal, sampler);
