@@ -142,6 +142,21 @@ for (const kind of EXECUTORS) {
 			assert.equal(await futures[1], 9);
 		});
 
+		it("cancel() of a running call ends it as cancelled, and the next call runs", async () => {
+			const scheduler = make(kind, 1);
+			const sleep = scheduler.task(job("sleep"));
+			const add = scheduler.task(job("add"));
+			const started = performance.now();
+			const { futures } = await runAll(scheduler, () => {
+				const long = sleep.submit(20_000);
+				scheduler.callLater("300ms", () => long?.cancel());
+				return [long, add.submit(1, 1)];
+			});
+			assert.equal(futures[0]?.cancelled, true);
+			assert.equal(await futures[1], 2);
+			assert.ok(performance.now() - started < 15_000, "the long call did not run to its end");
+		});
+
 		it("runs at most maxWorkers calls at once", async () => {
 			const scheduler = make(kind, 2);
 			let running = 0;

@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
@@ -168,6 +168,8 @@ describe("limits on threads", () => {
 		const add = scheduler.task(plain("add"));
 		let limitEvents = 0;
 		task.on(plugin.WALL_TIME_LIMIT_REACHED, () => limitEvents++);
+		await runAll(scheduler, () => [add.submit(0, 0)]);
+		const osThreadsBefore = readdirSync("/proc/self/task").length;
 		let peakThreads = 0;
 		scheduler.on(Scheduler.FUTURE_DONE, () => {
 			peakThreads = Math.max(peakThreads, scheduler._dispatcher.threads?.threadCount ?? 0);
@@ -176,6 +178,12 @@ describe("limits on threads", () => {
 		assert.equal(limitEvents, 100);
 		assert.ok(futures.every((future) => future.exception instanceof WallTimeLimitError));
 		assert.ok(peakThreads <= 2, `peak threads ${peakThreads}`);
+		let osThreadsAfter = readdirSync("/proc/self/task").length;
+		for (let i = 0; i < 40 && osThreadsAfter > osThreadsBefore; i++) {
+			await new Promise((resolve) => setTimeout(resolve, 50));
+			osThreadsAfter = readdirSync("/proc/self/task").length;
+		}
+		assert.ok(osThreadsAfter <= osThreadsBefore, `OS threads ${osThreadsBefore} before, ${osThreadsAfter} after: ${readdirSync("/proc/self/task").map((tid) => readFileSync(`/proc/self/task/${tid}/stat`, "utf8").slice(0, 40)).join(" | ")}`);
 		const healthy = await runAll(scheduler, () => [add.submit(2, 2)]);
 		assert.equal(await healthy.futures[0], 4);
 		assert.equal(scheduler._dispatcher.watchdog.active, false, "the watchdog stops when nothing is limited");

@@ -81,6 +81,24 @@ describe("process executor", () => {
 		});
 	}
 
+	it("a process that fails to start fails its call with WorkerCrashedError, and later runs work", async () => {
+		const scheduler = Scheduler.withProcesses({ maxWorkers: 1 });
+		const task = scheduler.task(job("add"));
+		process.execArgv.push("--no-such-node-flag");
+		let broken;
+		try {
+			broken = await runAll(scheduler, () => [task.submit(1, 2)]);
+		} finally {
+			process.execArgv.pop();
+		}
+		const error = broken.futures[0]?.exception as WorkerCrashedError;
+		assert.ok(error instanceof WorkerCrashedError, `${error}`);
+		assert.match(error.message, /failed to start|ended with exit code 9/);
+		assert.equal(error.exitCode, 9);
+		const healthy = await runAll(scheduler, () => [task.submit(2, 3)]);
+		assert.equal(await healthy.futures[0], 5);
+	});
+
 	it("enforces a true RSS limit on Buffers, which a heap cap does not see", async () => {
 		const scheduler = Scheduler.withProcesses({ maxWorkers: 1 });
 		const plugin = new PynisherPlugin({ memoryLimit: "200mb", memoryKind: "rss" });

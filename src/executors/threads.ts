@@ -80,7 +80,9 @@ export class ThreadExecutor implements Executor {
 			const cap = capBytes > 0 ? heapCapMb(capBytes) : undefined;
 			pool = new Piscina<CallPayload, CallReply>({
 				filename: THREAD_ENTRY,
-				minThreads: cap === undefined ? this.#maxWorkers : 0,
+				// With minThreads above 0, piscina replaces a terminated thread when its exit event
+				// arrives, even after destroy() has returned: threads would outlive the run.
+				minThreads: 0,
 				maxThreads: this.#maxWorkers,
 				idleTimeout: cap === undefined ? 60_000 : 5_000,
 				workerData,
@@ -229,7 +231,8 @@ function translateFailure(error: unknown, limits: Limits | undefined, capBytes: 
 		return new DataCloneError(`A value of the call could not be copied between threads: ${error.message}`, { cause: error });
 	}
 	const message = error instanceof Error ? error.message : String(error);
-	const exit = /exited with code (\d+)|exit code (\d+)/i.exec(message);
+	// piscina says "worker exited with code: 3" (with a colon): the exit code of process.exit() in the task.
+	const exit = /exited with code:? (\d+)|exit code:? (\d+)/i.exec(message);
 	const exitCode = exit === null ? null : Number(exit[1] ?? exit[2]);
 	return new WorkerCrashedError(`The worker thread running the task ended without answering: ${message}`, { exitCode }, { cause: error });
 }

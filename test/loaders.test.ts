@@ -1,0 +1,46 @@
+import assert from "node:assert/strict";
+import { describe, it } from "node:test";
+import { registerLoaders, threadLoaders } from "../src/loaders.ts";
+
+function withExecArgv<T>(argv: string[], fn: () => T): T {
+	const saved = [...process.execArgv];
+	process.execArgv.splice(0, process.execArgv.length, ...argv);
+	try {
+		return fn();
+	} finally {
+		process.execArgv.splice(0, process.execArgv.length, ...saved);
+	}
+}
+
+describe("loader hooks for worker threads", () => {
+	it("finds tsx in every form of --import, --loader and --experimental-loader", () => {
+		const api = /tsx\/dist\/esm\/api\/index\.mjs$/;
+		for (const argv of [
+			["--import", "tsx"],
+			["--import=tsx"],
+			["--import", "tsx/esm"],
+			["--loader", "tsx"],
+			["--experimental-loader=tsx"],
+			["--require", "/x/tsx/dist/preflight.cjs", "--import", "file:///x/node_modules/tsx/dist/loader.mjs"],
+		]) {
+			const loaders = withExecArgv(argv, threadLoaders);
+			assert.equal(loaders.length, 1, argv.join(" "));
+			assert.match(loaders[0]!, api, argv.join(" "));
+		}
+	});
+
+	it("ignores other flags and loaders, and a flag without its value", () => {
+		assert.deepEqual(
+			withExecArgv(["--enable-source-maps", "--import", "./other-hook.mjs", "--max-old-space-size=100"], threadLoaders),
+			[],
+		);
+		assert.deepEqual(withExecArgv(["--import"], threadLoaders), []);
+	});
+
+	it("registers the hooks a list names, and does nothing for an empty list", async () => {
+		await registerLoaders([]);
+		const loaders = threadLoaders();
+		assert.equal(loaders.length, 1, "the tests run under tsx");
+		await registerLoaders(loaders);
+	});
+});
