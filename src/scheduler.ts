@@ -259,13 +259,20 @@ export class Scheduler {
 		if (this.#dispatcher.size > 0) {
 			await new Promise<void>((resolve) => this.#drainWaiters.push(resolve));
 		}
-		await this.#dispatcher.close();
+		try {
+			await this.#dispatcher.close();
+		} catch (error) {
+			this.#state = "idle";
+			this.#endRun = undefined;
+			throw error;
+		} finally {
+			clearInterval(keepAlive);
+		}
 		const final = this.#ending ?? ending;
 		const exit: ExitState = final.exception === undefined ? { code: final.code } : { code: final.code, exception: final.exception };
 		this.#emitter.emit(Scheduler.FINISHED, exit);
 		this.#state = "idle";
 		this.#endRun = undefined;
-		clearInterval(keepAlive);
 		if (final.raise) {
 			throw final.exception;
 		}
