@@ -1,4 +1,5 @@
 import mittImport, { type Emitter as Mitt } from "mitt";
+import { describeExpected } from "./units.ts";
 
 // mitt's types describe its CommonJS build; `import` loads its ES build, whose default export is the factory.
 const mitt = mittImport as unknown as typeof mittImport.default;
@@ -48,7 +49,8 @@ export class Emitter {
 	/** Subscribes `handler` to `event`; returns a function that unsubscribes it. */
 	on<K extends AnyEventKey>(event: K, handler: Handler<ArgsOf<K>>): () => void {
 		if (typeof handler !== "function") {
-			throw new TypeError(`Expected the handler for \`${event}\` to be a function, got \`${String(handler)}\` (${typeof handler})`);
+			// Same wording as every other option: strings are shown quoted.
+			throw new TypeError(describeExpected(`handler for ${event}`, "a function", handler));
 		}
 		let handlers = this.#wrappers.get(event);
 		if (handlers === undefined) {

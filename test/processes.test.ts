@@ -186,42 +186,49 @@ describe("process executor", () => {
 		]);
 	});
 
-	it("children exit when their parent dies, even while a task spins", async () => {
-		const pidFile = tempFile("children.json");
-		const program = path.join(root, "test", "fixtures", `.orphan-${process.pid}.ts`);
-		writeFileSync(
-			program,
-			`import { writeFileSync } from "node:fs";
-			import { Scheduler } from "../../src/index.ts";
-			const scheduler = Scheduler.withProcesses({ maxWorkers: 2 });
-			const task = scheduler.task({ module: new URL("./jobs.ts", import.meta.url), name: "spinForever" });
-			scheduler.on(Scheduler.STARTED, () => { task.submit(); task.submit(); });
-			setTimeout(() => writeFileSync(${JSON.stringify(pidFile)}, JSON.stringify(scheduler._dispatcher.processes?.pids ?? [])), 3000);
-			await scheduler.run();`,
-		);
-		const parent = spawn(process.execPath, ["--import", "tsx", program], { cwd: root, stdio: "ignore" });
-		try {
-			let pids: number[] = [];
-			for (let i = 0; i < 100 && pids.length === 0; i++) {
-				await delay(200);
-				try {
-					pids = JSON.parse(readFileSync(pidFile, "utf8")) as number[];
-				} catch {
-					// Not written yet.
+	for (const [when, delayMs] of [
+		["while they start", 0],
+		["while a task spins", 3000],
+	] as const) {
+		it(`children exit when their parent dies ${when}`, async () => {
+			const pidFile = tempFile("children.json");
+			const program = path.join(root, "test", "fixtures", `.orphan-${process.pid}-${delayMs}.ts`);
+			writeFileSync(
+				program,
+				`import { writeFileSync } from "node:fs";
+				import { Scheduler } from "../../src/index.ts";
+				const scheduler = Scheduler.withProcesses({ maxWorkers: 2 });
+				const task = scheduler.task({ module: new URL("./plain.mjs", import.meta.url), name: "spinForever" });
+				scheduler.on(Scheduler.STARTED, () => {
+					task.submit();
+					task.submit();
+					setTimeout(() => writeFileSync(${JSON.stringify(pidFile)}, JSON.stringify(scheduler._dispatcher.processes?.pids ?? [])), ${delayMs});
+				});
+				await scheduler.run();`,
+			);
+			const parent = spawn(process.execPath, ["--import", "tsx", program], { cwd: root, stdio: "ignore" });
+			try {
+				let pids: number[] = [];
+				for (let i = 0; i < 200 && pids.length === 0; i++) {
+					await delay(50);
+					try {
+						pids = JSON.parse(readFileSync(pidFile, "utf8")) as number[];
+					} catch {
+						// Not written yet.
+					}
 				}
+				assert.equal(pids.length, 2, "two children were started");
+				parent.kill("SIGKILL");
+				for (let i = 0; i < 100 && pids.some(alive); i++) {
+					await delay(100);
+				}
+				assert.deepEqual(pids.filter(alive), [], "no child outlived its parent");
+			} finally {
+				parent.kill("SIGKILL");
+				execFileSync("rm", ["-f", program]);
 			}
-			assert.equal(pids.length, 2, "two children were running");
-			assert.ok(pids.every(alive));
-			parent.kill("SIGKILL");
-			for (let i = 0; i < 50 && pids.some(alive); i++) {
-				await delay(100);
-			}
-			assert.deepEqual(pids.filter(alive), [], "no child outlived its parent");
-		} finally {
-			parent.kill("SIGKILL");
-			execFileSync("rm", ["-f", program]);
-		}
-	});
+		});
+	}
 
 	it("a program using every executor exits on its own and leaves no child process", () => {
 		const result = runProgram(

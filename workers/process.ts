@@ -5,33 +5,63 @@ import { HeapSampler, invoke } from "../src/invoke.ts";
 import type { ChildMessage, ParentMessage } from "../src/executors/process-protocol.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
 
-const parentPid = process.ppid;
+// The parent names itself: if it died while this process was starting, process.ppid is already
+// another process (init), and comparing against it would never notice.
+const parentPid = Number(process.env["BYOP_PARENT_PID"]) || process.ppid;
+if (process.ppid !== parentPid || !process.connected) {
+	process.exit(0);
+}
 
 // The main thread may be stuck in a task's synchronous loop; a thread of its own notices when
 // the parent is gone and kills this process group, so no orphan goes on running a task.
 const watcher = new Worker(
-	`const { workerData } = require("node:worker_threads");
+	`const { parentPort, workerData } = require("node:worker_threads");
 	setInterval(() => {
 		if (process.ppid !== workerData) {
 			try { process.kill(-process.pid, "SIGKILL"); } catch {}
 			process.kill(process.pid, "SIGKILL");
 		}
-	}, 200);`,
+	}, 200);
+	parentPort.postMessage("watching");`,
 	{ eval: true, workerData: parentPid, execArgv: [], stdout: false, stderr: false },
 );
 watcher.unref();
 
 const running = new Map<number, AbortController>();
 
+// Output goes to the parent through pipes. Blocking writes complete before a call replies, so
+// nothing a task printed is lost when the process is stopped after it.
+for (const stream of [process.stdout, process.stderr]) {
+	(stream as unknown as { _handle?: { setBlocking?: (blocking: boolean) => void } })._handle?.setBlocking?.(true);
+}
+
 function send(message: ChildMessage): void {
 	process.send?.(message);
 }
 
+let dying = false;
+
 function fatal(error: unknown): void {
-	// The parent turns this into the running call's error, then this process is replaced.
-	send({ type: "fatal", error: serializeError(error) });
+	if (running.size === 0) {
+		// Nothing runs: a leftover of an earlier call (a timer, a rejected promise) failed. No call
+		// is blamed; the parent retires this process once it is idle, and a call already on its way
+		// here still runs.
+		send({ type: "retire", error: serializeError(error) });
+		return;
+	}
+	if (dying) {
+		return;
+	}
+	// The running call fails with this error: its own reply is never sent, so the outcome does not
+	// depend on whether the reply or the exit reaches the parent first. The process is replaced.
+	dying = true;
 	process.exitCode = 70;
-	setTimeout(() => process.exit(70), 20).unref();
+	try {
+		process.send?.({ type: "fatal", error: serializeError(error) } satisfies ChildMessage, () => process.exit(70));
+	} catch {
+		process.exit(70);
+	}
+	setTimeout(() => process.exit(70), 1000).unref();
 }
 
 process.on("uncaughtException", fatal);
@@ -61,6 +91,9 @@ async function runCall(message: Extract<ParentMessage, { type: "call" }>): Promi
 		cpuMs: (cpu.user + cpu.system) / 1000,
 		peakMemoryBytes: Math.max(sampler.stop(), process.memoryUsage.rss()),
 	};
+	if (dying) {
+		return;
+	}
 	const reply = result.ok ? { id: payload.id, ok: true as const, value: result.value, stats } : { id: payload.id, ok: false as const, error: serializeError(result.error), stats };
 	try {
 		send({ type: "reply", reply });
@@ -75,4 +108,10 @@ function cloneFailure(error: unknown): Error {
 	return failure;
 }
 
-send({ type: "ready", pid: process.pid });
+// No call is taken before the watcher runs: a thread that has not started yet cannot start
+// while the main thread is busy in a task.
+watcher.once("message", () => send({ type: "ready", pid: process.pid }));
+watcher.once("error", (error) => {
+	process.stderr.write(`byop: the parent watcher of process ${process.pid} failed: ${error.message}\n`);
+	process.exit(71);
+});

@@ -10,4 +10,6 @@ export type ParentMessage =
 export type ChildMessage =
 	| { readonly type: "ready"; readonly pid: number }
 	| { readonly type: "reply"; readonly reply: CallReply }
-	| { readonly type: "fatal"; readonly error: SerializedError };
+	| { readonly type: "fatal"; readonly error: SerializedError }
+	/** An error outside any call while the process was idle: it should not take another call. */
+	| { readonly type: "retire"; readonly error: SerializedError };

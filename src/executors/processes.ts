@@ -1,4 +1,6 @@
 import { type ChildProcess, fork } from "node:child_process";
+import type { Socket } from "node:net";
+import type { Readable, Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { CancelledError, WorkerCrashedError } from "../errors.ts";
 import type { Outcome, Usage } from "../future.ts";
@@ -38,6 +40,10 @@ class PoolProcess {
 	#baseRss = 0;
 	#alive = true;
 	#fatal: Error | undefined;
+	/** Set when an error outside any call hit the process while it was idle: it takes no new call. */
+	#retiring = false;
+	/** Called when the process asks to be retired. */
+	onRetire: (() => void) | undefined;
 	#waiting: ((ended: Ended) => void) | undefined;
 	#exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
@@ -51,9 +57,15 @@ class PoolProcess {
 			execArgv,
 			serialization: "advanced",
 			detached: true,
-			stdio: ["ignore", "inherit", "inherit", "ipc"],
-			env: { ...process.env, NODE_OPTIONS: stripHeapFlag(process.env["NODE_OPTIONS"]) },
+			// Output goes through pipes of its own, forwarded below: with "inherit" the child would
+			// share this process's stdout, and when that is a socket (a node parent's "pipe"), a task's
+			// process.stdout.end() would shut it down for this process too (EPIPE on its next write).
+			stdio: ["ignore", "pipe", "pipe", "ipc"],
+			env: { ...process.env, NODE_OPTIONS: stripHeapFlag(process.env["NODE_OPTIONS"]), BYOP_PARENT_PID: String(process.pid) },
 		});
+		forward(this.child.stdout, process.stdout);
+		forward(this.child.stderr, process.stderr);
+		this.#closed = new Promise<void>((resolve) => this.child.once("close", () => resolve()));
 		this.ready = new Promise<void>((resolve, reject) => {
 			const timer = setTimeout(() => {
 				reject(new WorkerCrashedError(`The process did not start within ${START_TIMEOUT_MS} ms`, {}));
@@ -68,6 +80,9 @@ class PoolProcess {
 					resolve();
 				} else if (message.type === "reply") {
 					this.#settle({ kind: "reply", reply: message.reply });
+				} else if (message.type === "retire") {
+					this.#retiring = true;
+					this.onRetire?.();
 				} else {
 					this.#fatal = deserializeError(message.error);
 				}
@@ -102,13 +117,17 @@ class PoolProcess {
 		return this.child.pid ?? -1;
 	}
 
+	get retiring(): boolean {
+		return this.#retiring;
+	}
+
 	get reader(): ProcReader | undefined {
 		return this.#reader;
 	}
 
-	/** Whether its memory is back near where it started, so it can take another call. */
+	/** Whether it may take another call: alive, not retiring, its memory back near where it started. */
 	get reusable(): boolean {
-		if (!this.#alive || this.#reader === undefined) {
+		if (!this.#alive || this.#retiring || this.#reader === undefined) {
 			return false;
 		}
 		const rss = this.#reader.rssBytes();
@@ -164,20 +183,36 @@ class PoolProcess {
 	idle(): void {
 		this.child.unref();
 		(this.child.channel as { unref?: () => void } | undefined)?.unref?.();
+		(this.child.stdout as Socket | null)?.unref?.();
+		(this.child.stderr as Socket | null)?.unref?.();
 	}
 
 	busy(): void {
 		this.child.ref();
 		(this.child.channel as { ref?: () => void } | undefined)?.ref?.();
+		(this.child.stdout as Socket | null)?.ref?.();
+		(this.child.stderr as Socket | null)?.ref?.();
 	}
 
 	/** Resolves once the process has exited. */
 	exited(): Promise<void> {
-		if (!this.#alive || this.child.exitCode !== null || this.child.signalCode !== null) {
-			return Promise.resolve();
-		}
-		return new Promise<void>((resolve) => this.child.once("exit", () => resolve()));
+		return this.#closed;
 	}
+
+	/** Resolves once the process has exited and its output has been read to the end and forwarded. */
+	readonly #closed: Promise<void>;
+}
+
+/** Copies a pool process's output to this process's stream, without ever ending that stream. */
+function forward(from: Readable | null, to: Writable): void {
+	from?.on("data", (chunk: Buffer) => {
+		try {
+			to.write(chunk);
+		} catch {
+			// This process's own stream is gone: the output is dropped, the call goes on.
+		}
+	});
+	from?.on("error", () => {});
 }
 
 function stripHeapFlag(options: string | undefined): string {
@@ -227,6 +262,13 @@ export class ProcessExecutor implements Executor {
 	#spawn(heapCapMb: number): PoolProcess {
 		const proc = new PoolProcess(heapCapMb);
 		this.#all.add(proc);
+		proc.onRetire = () => {
+			const index = this.#idle.indexOf(proc);
+			if (index >= 0) {
+				this.#idle.splice(index, 1);
+				proc.kill();
+			}
+		};
 		void proc.exited().then(() => {
 			this.#all.delete(proc);
 			const index = this.#idle.indexOf(proc);
@@ -257,7 +299,7 @@ export class ProcessExecutor implements Executor {
 		if (this.#closed || !proc.alive) {
 			return;
 		}
-		if (limits?.memoryBytes !== undefined && !proc.reusable) {
+		if ((limits?.memoryBytes !== undefined || proc.retiring) && !proc.reusable) {
 			proc.kill();
 			return;
 		}

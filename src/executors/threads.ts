@@ -114,6 +114,7 @@ export class ThreadExecutor implements Executor {
 			(reason) => abort.abort(reason),
 		);
 		let started = false;
+		let finished = false;
 		let cpuFd = -1;
 		let baseline = 0;
 		const probe: Probe = {
@@ -121,7 +122,10 @@ export class ThreadExecutor implements Executor {
 		};
 		const guard = limits === undefined ? undefined : new Guard(limits, probe, this.#watchdog, (error) => stopper.stop(error));
 		const onStart = (): void => {
-			if (started || this.#control.state(slot) !== RUNNING) {
+			// A start notice that arrives after the call ended belongs to the next call in this
+			// slot: acting on it would open a descriptor that is never closed and re-arm this
+			// call's guard.
+			if (started || finished || this.#control.state(slot) !== RUNNING) {
 				return;
 			}
 			started = true;
@@ -166,6 +170,7 @@ export class ThreadExecutor implements Executor {
 		if (guard !== undefined && !started) {
 			onStart();
 		}
+		finished = true;
 		const cpuAtEnd = probe.cpuMs();
 		guard?.dispose();
 		stopper.dispose();
