@@ -1,6 +1,6 @@
 import { existsSync } from "node:fs";
 import { CancelledError } from "./errors.ts";
-import { type Call, EscalationSignal, type Executor, type Limits } from "./executors/executor.ts";
+import { type Call, Cancellation, EscalationSignal, type Executor, type Limits } from "./executors/executor.ts";
 import { ProcessExecutor } from "./executors/processes.ts";
 import { SequentialExecutor } from "./executors/sequential.ts";
 import { capsHeap, ThreadExecutor } from "./executors/threads.ts";
@@ -12,7 +12,7 @@ export type ExecutorKind = "sequential" | "threads" | "processes";
 
 interface Entry {
 	readonly call: Call;
-	readonly abort: AbortController;
+	readonly cancellation: Cancellation;
 	readonly onStart: () => void;
 	readonly onOutcome: (outcome: Outcome) => void;
 	state: "queued" | "running" | "done";
@@ -49,6 +49,8 @@ export class Dispatcher {
 	/** Functions whose calls escalated to a process once and go there from now on. */
 	readonly #escalated = new Set<string>();
 	#warnedHeapFlag = false;
+	/** While set, start notices are held back (see `#execute`). */
+	#deferStarts: Entry[] | undefined;
 	#open = false;
 
 	constructor(kind: ExecutorKind, maxWorkers: number) {
@@ -95,7 +97,7 @@ export class Dispatcher {
 	}
 
 	submit(call: Call, onStart: () => void, onOutcome: (outcome: Outcome) => void): Ticket {
-		const entry: Entry = { call, abort: new AbortController(), onStart, onOutcome, state: "queued" };
+		const entry: Entry = { call, cancellation: new Cancellation(), onStart, onOutcome, state: "queued" };
 		this.#queue.push(entry);
 		this.#queued++;
 		this.#pump();
@@ -108,7 +110,7 @@ export class Dispatcher {
 			this.#queued--;
 			entry.onOutcome({ kind: "cancelled", error: reason, usage: undefined });
 		} else if (entry.state === "running") {
-			entry.abort.abort(reason);
+			entry.cancellation.cancel(reason);
 		}
 	}
 
@@ -161,11 +163,11 @@ export class Dispatcher {
 	async #execute(entry: Entry, executor: Executor): Promise<void> {
 		let outcome: Outcome;
 		try {
-			outcome = await executor.execute({ call: entry.call, signal: entry.abort.signal, started: entry.onStart });
+			outcome = await executor.execute({ call: entry.call, cancellation: entry.cancellation, started: () => this.#started(entry) });
 		} catch (error) {
 			outcome = { kind: "exception", error, usage: undefined };
 		}
-		if (outcome.kind === "exception" && isEscalation(outcome.error) && !entry.abort.signal.aborted) {
+		if (outcome.kind === "exception" && isEscalation(outcome.error) && entry.cancellation.reason === undefined) {
 			// Its memory outside the heap passed the limit in a thread: run it again in a process.
 			this.#escalated.add(refKey(entry.call));
 			entry.call.limits = { ...(entry.call.limits as Limits), memoryKind: "rss" };
@@ -174,8 +176,24 @@ export class Dispatcher {
 		}
 		entry.state = "done";
 		this.#running.delete(entry);
-		entry.onOutcome(outcome);
+		// The worker that just finished gets its next call before this call's events run; the next
+		// call's start is reported after them, so that no one sees more than maxWorkers running.
+		this.#deferStarts = [];
 		this.#pump();
+		const deferred = this.#deferStarts;
+		this.#deferStarts = undefined;
+		entry.onOutcome(outcome);
+		for (const next of deferred) {
+			this.#started(next);
+		}
+	}
+
+	#started(entry: Entry): void {
+		if (this.#deferStarts !== undefined) {
+			this.#deferStarts.push(entry);
+		} else if (entry.state === "running") {
+			entry.onStart();
+		}
 	}
 
 	#route(call: Call): Executor {

@@ -32,7 +32,7 @@ const running = new Map<number, AbortController>();
 // Output goes to the parent through pipes. Blocking writes complete before a call replies, so
 // nothing a task printed is lost when the process is stopped after it.
 for (const stream of [process.stdout, process.stderr]) {
-	(stream as unknown as { _handle?: { setBlocking?: (blocking: boolean) => void } })._handle?.setBlocking?.(true);
+	(stream as unknown as { _handle: { setBlocking(blocking: boolean): void } })._handle.setBlocking(true);
 }
 
 function send(message: ChildMessage): void {

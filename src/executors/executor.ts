@@ -1,3 +1,4 @@
+import type { CancelledError } from "../errors.ts";
 import type { Future, Outcome, Where } from "../future.ts";
 import type { MemoryKind } from "../pynisher/errors.ts";
 import type { ResolvedRef } from "../ref.ts";
@@ -26,11 +27,37 @@ export interface Call {
 	readonly future: Future;
 }
 
+/**
+ * How a call is cancelled: lighter than an AbortController (which costs an EventTarget per
+ * call), and only ever cancelled once.
+ */
+export class Cancellation {
+	#reason: CancelledError | undefined;
+	#listener: ((reason: CancelledError) => void) | undefined;
+
+	/** The reason, once cancelled. */
+	get reason(): CancelledError | undefined {
+		return this.#reason;
+	}
+
+	cancel(reason: CancelledError): void {
+		if (this.#reason === undefined) {
+			this.#reason = reason;
+			this.#listener?.(reason);
+		}
+	}
+
+	/** Sets the one listener (the executor running the call); `undefined` removes it. */
+	listen(listener: ((reason: CancelledError) => void) | undefined): void {
+		this.#listener = listener;
+	}
+}
+
 /** How an executor tells the scheduler that a call has really started running. */
 export interface Execution {
 	readonly call: Call;
-	/** Aborted to cancel the call; the reason is a `CancelledError`. */
-	readonly signal: AbortSignal;
+	/** Cancels the call; the reason is a `CancelledError`. */
+	readonly cancellation: Cancellation;
 	/** Called once when the call starts running in its thread or process. */
 	started(): void;
 }

@@ -1,6 +1,6 @@
 import { type ChildProcess, fork } from "node:child_process";
 import type { Socket } from "node:net";
-import type { Readable, Writable } from "node:stream";
+import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { CancelledError, WorkerCrashedError } from "../errors.ts";
 import type { Outcome, Usage } from "../future.ts";
@@ -63,8 +63,9 @@ class PoolProcess {
 			stdio: ["ignore", "pipe", "pipe", "ipc"],
 			env: { ...process.env, NODE_OPTIONS: stripHeapFlag(process.env["NODE_OPTIONS"]), BYOP_PARENT_PID: String(process.pid) },
 		});
-		forward(this.child.stdout, process.stdout);
-		forward(this.child.stderr, process.stderr);
+		// With stdio "pipe", both streams exist.
+		forward(this.child.stdout as Socket, process.stdout);
+		forward(this.child.stderr as Socket, process.stderr);
 		this.#closed = new Promise<void>((resolve) => this.child.once("close", () => resolve()));
 		this.ready = new Promise<void>((resolve, reject) => {
 			const timer = setTimeout(() => {
@@ -183,15 +184,15 @@ class PoolProcess {
 	idle(): void {
 		this.child.unref();
 		(this.child.channel as { unref?: () => void } | undefined)?.unref?.();
-		(this.child.stdout as Socket | null)?.unref?.();
-		(this.child.stderr as Socket | null)?.unref?.();
+		(this.child.stdout as Socket).unref();
+		(this.child.stderr as Socket).unref();
 	}
 
 	busy(): void {
 		this.child.ref();
 		(this.child.channel as { ref?: () => void } | undefined)?.ref?.();
-		(this.child.stdout as Socket | null)?.ref?.();
-		(this.child.stderr as Socket | null)?.ref?.();
+		(this.child.stdout as Socket).ref();
+		(this.child.stderr as Socket).ref();
 	}
 
 	/** Resolves once the process has exited. */
@@ -204,15 +205,9 @@ class PoolProcess {
 }
 
 /** Copies a pool process's output to this process's stream, without ever ending that stream. */
-function forward(from: Readable | null, to: Writable): void {
-	from?.on("data", (chunk: Buffer) => {
-		try {
-			to.write(chunk);
-		} catch {
-			// This process's own stream is gone: the output is dropped, the call goes on.
-		}
-	});
-	from?.on("error", () => {});
+function forward(from: Socket, to: Writable): void {
+	from.on("data", (chunk: Buffer) => to.write(chunk));
+	from.on("error", () => {});
 }
 
 function stripHeapFlag(options: string | undefined): string {
@@ -308,7 +303,7 @@ export class ProcessExecutor implements Executor {
 	}
 
 	async execute(execution: Execution): Promise<Outcome> {
-		const { call, signal } = execution;
+		const { call, cancellation } = execution;
 		const limits = call.limits;
 		const proc = this.#acquire(processHeapCap(limits));
 		let sent = false;
@@ -335,8 +330,11 @@ export class ProcessExecutor implements Executor {
 						this.#watchdog,
 						(error) => stopper.stop(error),
 					);
-		const onCancel = (): void => stopper.stop(signal.reason instanceof Error ? signal.reason : new CancelledError(), !sent);
-		signal.addEventListener("abort", onCancel, { once: true });
+		if (cancellation.reason !== undefined) {
+			stopper.stop(cancellation.reason, true);
+		} else {
+			cancellation.listen((reason) => stopper.stop(reason, !sent));
+		}
 		let ended: Ended;
 		const startedAt = performance.now();
 		try {
@@ -355,7 +353,7 @@ export class ProcessExecutor implements Executor {
 			ended = { kind: "exit", error: failure, code: null, signal: null };
 			proc.kill();
 		}
-		signal.removeEventListener("abort", onCancel);
+		cancellation.listen(undefined);
 		guard?.check();
 		guard?.dispose();
 		stopper.dispose();

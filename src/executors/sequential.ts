@@ -26,15 +26,23 @@ export class SequentialExecutor implements Executor {
 	}
 
 	async execute(execution: Execution): Promise<Outcome> {
-		const { call, signal } = execution;
-		if (signal.aborted) {
-			return { kind: "cancelled", error: cancelReason(signal), usage: undefined };
+		const { call, cancellation } = execution;
+		if (cancellation.reason !== undefined) {
+			return { kind: "cancelled", error: cancellation.reason, usage: undefined };
 		}
+		// The call's own signal (taskSignal() inside it) aborts when it is cancelled.
+		const abort = new AbortController();
+		const signal = abort.signal;
 		execution.started();
 		const startCpu = this.#cpuNs();
 		const started = performance.now();
 		const sampler = new HeapSampler();
-		const cancelled = new Promise<"cancelled">((resolve) => signal.addEventListener("abort", () => resolve("cancelled"), { once: true }));
+		const cancelled = new Promise<"cancelled">((resolve) =>
+			cancellation.listen((reason) => {
+				abort.abort(reason);
+				resolve("cancelled");
+			}),
+		);
 		const result = await Promise.race([invoke(call.ref, call.args, call.id, signal, sampler, false), cancelled]);
 		const usage = {
 			wallMs: performance.now() - started,
@@ -42,8 +50,9 @@ export class SequentialExecutor implements Executor {
 			peakMemoryBytes: sampler.stop(),
 			where: "main" as const,
 		};
-		if (result === "cancelled" || signal.aborted) {
-			return { kind: "cancelled", error: cancelReason(signal), usage };
+		cancellation.listen(undefined);
+		if (result === "cancelled" || cancellation.reason !== undefined) {
+			return { kind: "cancelled", error: cancellation.reason ?? new CancelledError(), usage };
 		}
 		return result.ok ? { kind: "result", value: result.value, usage } : { kind: "exception", error: result.error, usage };
 	}
@@ -54,8 +63,4 @@ export class SequentialExecutor implements Executor {
 		}
 		this.#schedstat = -2;
 	}
-}
-
-function cancelReason(signal: AbortSignal): CancelledError {
-	return signal.reason instanceof CancelledError ? signal.reason : new CancelledError();
 }

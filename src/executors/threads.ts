@@ -96,7 +96,7 @@ export class ThreadExecutor implements Executor {
 	}
 
 	async execute(execution: Execution): Promise<Outcome> {
-		const { call, signal } = execution;
+		const { call, cancellation } = execution;
 		const slot = this.#freeSlots.pop();
 		if (slot === undefined) {
 			throw new Error("byop: more calls dispatched to the thread pool than it has room for");
@@ -141,11 +141,10 @@ export class ThreadExecutor implements Executor {
 			guard?.start(false);
 			execution.started();
 		};
-		const onCancel = (): void => stopper.stop(signal.reason instanceof Error ? signal.reason : new CancelledError(), !started);
-		if (signal.aborted) {
-			onCancel();
+		if (cancellation.reason !== undefined) {
+			stopper.stop(cancellation.reason, true);
 		} else {
-			signal.addEventListener("abort", onCancel, { once: true });
+			cancellation.listen((reason) => stopper.stop(reason, !started));
 		}
 		if (guard === undefined) {
 			// Unlimited calls need no start notice to be exact; mark them running now.
@@ -166,7 +165,7 @@ export class ThreadExecutor implements Executor {
 		} catch (error) {
 			failure = error;
 		}
-		signal.removeEventListener("abort", onCancel);
+		cancellation.listen(undefined);
 		if (guard !== undefined && !started) {
 			onStart();
 		}

@@ -39,21 +39,24 @@ export function growHeap(shared: SharedArrayBuffer): number {
 }
 
 /**
- * Allocates resident memory at `mbPerSecond` (1 MB Buffers, filled) until it is stopped; a
- * rate of 0 allocates as fast as it can.
+ * Fills resident memory as fast as it can (8 MB Buffers, each filled page by page, so the
+ * resident size grows smoothly) until it is stopped.
  */
-export function allocate(mbPerSecond: number): never {
+export function allocate(): never {
+	const hold: Buffer[] = [];
+	for (;;) {
+		hold.push(Buffer.allocUnsafeSlow(8 * 1024 * 1024).fill(1));
+	}
+}
+
+/** Fills `mb` megabytes the way `allocate` does and returns the rate, in megabytes per second. */
+export function allocationRate(mb: number): number {
 	const hold: Buffer[] = [];
 	const start = performance.now();
-	for (;;) {
-		hold.push(Buffer.alloc(1024 * 1024, 1));
-		if (mbPerSecond > 0) {
-			const due = start + (hold.length * 1000) / mbPerSecond;
-			while (performance.now() < due) {
-				// Paces the allocation.
-			}
-		}
+	for (let filled = 0; filled < mb; filled += 8) {
+		hold.push(Buffer.allocUnsafeSlow(8 * 1024 * 1024).fill(1));
 	}
+	return (hold.length * 8) / ((performance.now() - start) / 1000);
 }
 
 /** Holds `mb` megabytes of Buffers (outside the V8 heap) for `ms` milliseconds. */
@@ -64,4 +67,9 @@ export async function holdBuffers(mb: number, ms: number): Promise<number> {
 	}
 	await new Promise((resolve) => setTimeout(resolve, ms));
 	return hold.length;
+}
+
+/** The resident memory of the process that runs it, in bytes. */
+export function residentBytes(): number {
+	return process.memoryUsage.rss();
 }

@@ -1,0 +1,199 @@
+// Section 4: what running a call in a process instead of a thread costs: per call on a warm
+// process, for a cold fork, and for an "auto" call that escalates from a thread to a process.
+import { fork } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { type Future, Task } from "../../src/index.ts";
+import { MemoryLimitError, PynisherPlugin } from "../../src/pynisher/index.ts";
+import type { Plan } from "./dispatch.ts";
+import { alternate, job, open, processes, summarize, threads, withTimeout } from "./harness.ts";
+import type { Row } from "./report.ts";
+
+const SECTION = "4. Escalation cost";
+const MiB = 1024 * 1024;
+
+/** Per-call latencies of `count` awaited calls, one after another, in milliseconds. */
+async function latencies(task: Task<[number, number], number>, count: number): Promise<number[]> {
+	const out: number[] = [];
+	for (let i = 0; i < count; i++) {
+		const start = performance.now();
+		await task.submit(i, 1);
+		out.push(performance.now() - start);
+	}
+	return out;
+}
+
+/** Forks `fork-child.mjs` and resolves when it has answered one message: a bare fork, in milliseconds. */
+function bareFork(execArgv: string[]): Promise<number> {
+	const start = performance.now();
+	return new Promise<number>((resolve, reject) => {
+		const child = fork(fileURLToPath(new URL("./fork-child.mjs", import.meta.url)), [], { execArgv, stdio: ["ignore", "inherit", "inherit", "ipc"] });
+		let took = 0;
+		child.on("message", (message) => {
+			if (message === "ready") {
+				child.send("ping");
+			} else {
+				took = performance.now() - start;
+			}
+		});
+		child.on("error", reject);
+		child.on("exit", () => resolve(took));
+	});
+}
+
+export async function escalationSection(plan: Plan): Promise<Row[]> {
+	const rows: Row[] = [];
+
+	plan.log("  warm process vs thread");
+	const onThreads = await open(threads());
+	const onProcesses = await open(processes());
+	const extra: number[] = [];
+	const threadMs: number[] = [];
+	const processMs: number[] = [];
+	try {
+		const sides = {
+			thread: new Task<[number, number], number>(job("add"), onThreads.scheduler),
+			process: new Task<[number, number], number>(job("add"), onProcesses.scheduler),
+		};
+		await latencies(sides.thread, 200);
+		await latencies(sides.process, 200);
+		const block = new Map<string, number>();
+		await alternate(plan.rounds, ["thread", "process"] as const, async (side, round) => {
+			block.set(`${side}${round}`, summarize(await latencies(sides[side], 500)).median);
+			if (block.has(`thread${round}`) && block.has(`process${round}`)) {
+				const thread = block.get(`thread${round}`)!;
+				const proc = block.get(`process${round}`)!;
+				threadMs.push(thread);
+				processMs.push(proc);
+				extra.push(proc - thread);
+			}
+		});
+	} finally {
+		await onThreads.close();
+		await onProcesses.close();
+	}
+	rows.push({
+		section: SECTION,
+		measure: "no-op on a warm process − on a thread, per awaited call (median of 500 per round)",
+		value: summarize(extra),
+		shape: "range",
+		unit: "ms",
+		digits: 3,
+		reference: `thread ${summarize(threadMs).median.toFixed(3)} ms, process ${summarize(processMs).median.toFixed(3)} ms per call`,
+		target: { stat: "median", op: "<=", value: 1 },
+		whyMissed: "The process path pays an IPC round trip (`child.send` with the advanced serialization) and the `/proc` readers per call.",
+	});
+
+	plan.log("  cold fork");
+	const cold: number[] = [];
+	const plainFork: number[] = [];
+	const tsxFork: number[] = [];
+	await alternate(plan.rounds, ["byop", "plain", "tsx"] as const, async (kind) => {
+		if (kind === "plain") {
+			plainFork.push(await bareFork([]));
+			return;
+		}
+		if (kind === "tsx") {
+			tsxFork.push(await bareFork(process.execArgv));
+			return;
+		}
+		const session = await open(threads());
+		try {
+			const warm = new Task<[number, number], number>(job("add"), session.scheduler);
+			await warm.submit(1, 1);
+			const rss = new Task<[number, number], number>(job("add"), session.scheduler, { plugins: [new PynisherPlugin({ memoryLimit: "1gb", memoryKind: "rss" })] });
+			const start = performance.now();
+			const future = rss.submit(1, 1)!;
+			await future;
+			if (future.usage?.where !== "process") {
+				throw new Error(`An RSS-limited call ran in ${future.usage?.where}, not in a process`);
+			}
+			cold.push(performance.now() - start);
+		} finally {
+			await session.close();
+		}
+	});
+	rows.push({
+		section: SECTION,
+		measure: 'first call with memoryKind "rss" from a thread scheduler: cold fork + call',
+		value: summarize(cold),
+		shape: "range",
+		unit: "ms",
+		digits: 0,
+		reference: `bare fork + one message: plain node ${summarize(plainFork).median.toFixed(0)} ms, node under tsx ${summarize(tsxFork).median.toFixed(0)} ms`,
+		target: { stat: "median", op: "<=", value: 80 },
+		whyMissed:
+			"A bare fork of plain node already takes the figure beside it on this machine; the child then inherits the parent's `execArgv`, here tsx's loader, which nearly triples it, and compiles `workers/process.ts` and the modules it imports and starts its watcher thread before it says it is ready. Nothing forks ahead of need: a thread scheduler creates its process pool at the first call that needs one, and a process killed by a limit is replaced only when the next call asks for one.",
+	});
+
+	plan.log('  "auto" call escalating from a thread to a process');
+	const escalating: number[] = [];
+	const direct: number[] = [];
+	const outcomes = new Map<string, number>();
+	let escalated = 0;
+	for (let round = 0; round < plan.rounds; round++) {
+		const session = await open(threads());
+		try {
+			const warm = new Task<[number, number], number>(job("add"), session.scheduler);
+			await warm.submit(1, 1);
+			const task = new Task<[number, number]>(job("holdBuffers"), session.scheduler, { plugins: [new PynisherPlugin({ memoryLimit: 128 * MiB, memoryKind: "auto" })] });
+			const once = async (): Promise<{ ms: number; where: string }> => {
+				const ended = new Promise<unknown>((resolve) => {
+					const offs = [
+						task.on(Task.EXCEPTION, (_future: Future, error: unknown) => {
+							offs.forEach((off) => off());
+							resolve(error);
+						}),
+						task.on(Task.RESULT, (_future: Future, _result: unknown) => {
+							offs.forEach((off) => off());
+							resolve(undefined);
+						}),
+					];
+				});
+				const start = performance.now();
+				const future = task.submit(256, 300)!;
+				const error = await withTimeout(ended, 60_000, "an escalating call");
+				const ms = performance.now() - start;
+				const where = future.usage?.where ?? "?";
+				const outcome =
+					error === undefined
+						? `returned in a ${where}`
+						: error instanceof MemoryLimitError
+							? `MemoryLimitError (${error.memoryKind}) in a ${where}`
+							: `${String(error)} in a ${where}`;
+				outcomes.set(outcome, (outcomes.get(outcome) ?? 0) + 1);
+				return { ms, where };
+			};
+			const first = await once();
+			const second = await once();
+			if (first.where === "process") {
+				escalated++;
+				escalating.push(first.ms);
+				direct.push(second.ms);
+			}
+		} finally {
+			await session.close();
+		}
+	}
+	const told = [...outcomes].map(([outcome, count]) => `${count}× ${outcome}`).join("; ");
+	rows.push(
+		{
+			section: SECTION,
+			measure: 'memoryKind "auto", 128 MB limit, 256 MB of Buffers: thread, then re-run in a process (submit → EXCEPTION)',
+			value: summarize(escalating),
+			shape: "range",
+			unit: "ms",
+			digits: 0,
+			reference: `escalated in ${escalated} of ${plan.rounds} rounds; outcomes of all calls: ${told}`,
+		},
+		{
+			section: SECTION,
+			measure: "the same task's next call, sent to a process at once",
+			value: summarize(direct),
+			shape: "range",
+			unit: "ms",
+			digits: 0,
+			reference: `so the thread attempt costs ≈ ${(summarize(escalating).median - summarize(direct).median).toFixed(0)} ms`,
+		},
+	);
+	return rows;
+}
