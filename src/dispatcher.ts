@@ -49,6 +49,8 @@ export class Dispatcher {
 	/** Functions whose calls escalated to a process once and go there from now on. */
 	readonly #escalated = new Set<string>();
 	#warnedHeapFlag = false;
+	/** Read once: the process's flags do not change while it runs. */
+	readonly #heapFlag = processHeapFlag();
 	/** While set, start notices are held back (see `#execute`). */
 	#deferStarts: Entry[] | undefined;
 	#open = false;
@@ -214,7 +216,7 @@ export class Dispatcher {
 			return this.#processExecutor();
 		}
 		if (capsHeap(limits)) {
-			const flag = processHeapFlag();
+			const flag = this.#heapFlag;
 			if (flag !== undefined) {
 				if (!this.#warnedHeapFlag) {
 					this.#warnedHeapFlag = true;
