@@ -24,6 +24,41 @@ export function contextStorage(): AsyncLocalStorage<CallContext> {
 const NEVER = new AbortController().signal;
 
 /**
+ * The context of one call where it runs. Its `AbortSignal` is made only when the task asks for
+ * it: most calls never do, and an `AbortController` per call is a cost every call would pay.
+ */
+export class CallControl implements CallContext {
+	readonly id: number;
+	#controller: AbortController | undefined;
+	#reason: unknown;
+	#aborted = false;
+
+	constructor(id: number) {
+		this.id = id;
+	}
+
+	get signal(): AbortSignal {
+		if (this.#controller === undefined) {
+			this.#controller = new AbortController();
+			if (this.#aborted) {
+				this.#controller.abort(this.#reason);
+			}
+		}
+		return this.#controller.signal;
+	}
+
+	/** Aborts the call's signal (now, or when the task first asks for it). */
+	abort(reason: unknown): void {
+		if (this.#aborted) {
+			return;
+		}
+		this.#aborted = true;
+		this.#reason = reason;
+		this.#controller?.abort(reason);
+	}
+}
+
+/**
  * The context of the call running now, for code inside a task (in a worker thread, a process or
  * the main thread). Outside a task it returns `undefined`.
  *

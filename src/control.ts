@@ -1,19 +1,32 @@
-import { openSync, readSync, readlinkSync } from "node:fs";
+import { closeSync, openSync, readSync, readlinkSync } from "node:fs";
+import type { Usage } from "./future.ts";
 
 /**
  * Shared memory through which a worker thread tells the main thread, without a message, that a
- * call has started, on which OS thread, and that thread's CPU counter at that moment. The main
+ * call has started, on which thread, and that thread's CPU counter at that moment. The main
  * thread's watchdog can then read the thread's CPU time even while the thread is stuck in a
- * synchronous loop.
+ * synchronous loop. The call's figures at its end are written here too, so that its answer
+ * carries only its value.
  */
-export const SLOT_BYTES = 32;
+export const SLOT_BYTES = 64;
 const INTS = SLOT_BYTES / 4;
 const FLOATS = SLOT_BYTES / 8;
 
+/** The slot's call has not started yet. */
 export const IDLE = 0;
+/** The slot's call is running in a worker. */
 export const RUNNING = 1;
 
-/** The layout of one slot, shared by both sides. */
+/** How a call in a slot ended, as its worker recorded it. */
+export const ENDED_OK = 1;
+export const ENDED_THROWN = 2;
+
+/**
+ * The layout of one slot, shared by both sides. Int32 fields: 0 state, 1 OS thread id,
+ * 3 how the call ended. Float64 fields: 2 CPU counter at start (ns),
+ * 3 peak memory, 4 memory outside the heap, 5 wall time (ms), 6 CPU time (ms), 7 when the
+ * call started (ms since the epoch, `performance.timeOrigin + performance.now()`).
+ */
 export class ControlView {
 	readonly ints: Int32Array;
 	readonly floats: Float64Array;
@@ -23,56 +36,83 @@ export class ControlView {
 		this.floats = new Float64Array(buffer);
 	}
 
-	/** Worker side: marks `slot` as running on `tid`, with the thread's CPU counter at start. */
+	/** Worker side: marks `slot` as running on the OS thread `tid`, with the thread's CPU counter at start. */
 	markStarted(slot: number, tid: number, cpuNs: number): void {
-		this.ints[slot * INTS + 1] = tid;
-		this.floats[slot * FLOATS + 1] = cpuNs;
-		Atomics.store(this.ints, slot * INTS, RUNNING);
-		Atomics.notify(this.ints, slot * INTS);
+		const base = slot * INTS;
+		this.ints[base + 1] = tid;
+		this.floats[slot * FLOATS + 2] = cpuNs;
+		this.floats[slot * FLOATS + 7] = performance.timeOrigin + performance.now();
+		Atomics.store(this.ints, base, RUNNING);
+	}
+
+	/** Main side: when the slot's call started, in this thread's `performance.now()` time; `undefined` before. */
+	startedAt(slot: number): number | undefined {
+		if (Atomics.load(this.ints, slot * INTS) !== RUNNING) {
+			return undefined;
+		}
+		return (this.floats[slot * FLOATS + 7] ?? 0) - performance.timeOrigin;
 	}
 
 	/** Worker side: the call's peak memory so far and its memory outside the heap now, in bytes. */
 	setMemory(slot: number, peak: number, external: number): void {
-		this.floats[slot * FLOATS + 2] = peak;
-		this.floats[slot * FLOATS + 3] = external;
+		this.floats[slot * FLOATS + 3] = peak;
+		this.floats[slot * FLOATS + 4] = external;
+	}
+
+	/**
+	 * Worker side: records how the call ended and what it used, before its answer (the value or
+	 * the error) is posted: the answer then carries nothing else.
+	 */
+	finish(slot: number, ok: boolean, wallMs: number, cpuMs: number, peak: number): void {
+		const base = slot * FLOATS;
+		this.floats[base + 3] = peak;
+		this.floats[base + 5] = wallMs;
+		this.floats[base + 6] = cpuMs;
+		Atomics.store(this.ints, slot * INTS + 3, ok ? ENDED_OK : ENDED_THROWN);
+	}
+
+	/** How the slot's call ended: `ENDED_OK`, `ENDED_THROWN`, or 0 when its worker recorded nothing. */
+	ended(slot: number): number {
+		return Atomics.load(this.ints, slot * INTS + 3);
+	}
+
+	/** What the slot's call used, as its worker recorded it at the end. */
+	usage(slot: number): Usage {
+		const base = slot * FLOATS;
+		return { wallMs: this.floats[base + 5] ?? 0, cpuMs: this.floats[base + 6] ?? -1, peakMemoryBytes: this.floats[base + 3] ?? 0, where: "thread" };
 	}
 
 	/** The last peak memory a worker reported for `slot`. */
 	peakMemory(slot: number): number {
-		return this.floats[slot * FLOATS + 2] ?? 0;
+		return this.floats[slot * FLOATS + 3] ?? 0;
 	}
 
 	/** The last memory outside the heap a worker reported for `slot`. */
 	externalMemory(slot: number): number {
-		return this.floats[slot * FLOATS + 3] ?? 0;
+		return this.floats[slot * FLOATS + 4] ?? 0;
 	}
 
 	/** Main side: clears `slot` before it is given to a new call. */
 	reset(slot: number): void {
-		Atomics.store(this.ints, slot * INTS, IDLE);
-		this.ints[slot * INTS + 1] = 0;
-		this.floats[slot * FLOATS + 2] = 0;
+		const base = slot * INTS;
+		this.ints[base + 1] = 0;
+		this.ints[base + 3] = 0;
 		this.floats[slot * FLOATS + 3] = 0;
+		this.floats[slot * FLOATS + 4] = 0;
+		Atomics.store(this.ints, base, IDLE);
 	}
 
 	state(slot: number): number {
 		return Atomics.load(this.ints, slot * INTS);
 	}
 
+	/** The OS thread id the slot's call runs on (0 before it starts). */
 	tid(slot: number): number {
 		return this.ints[slot * INTS + 1] ?? 0;
 	}
 
 	cpuBaseline(slot: number): number {
-		return this.floats[slot * FLOATS + 1] ?? 0;
-	}
-
-	/** Main side: resolves when the worker marks `slot` as started. */
-	async started(slot: number): Promise<void> {
-		const waited = Atomics.waitAsync(this.ints, slot * INTS, IDLE);
-		if (waited.async) {
-			await waited.value;
-		}
+		return this.floats[slot * FLOATS + 2] ?? 0;
 	}
 }
 
@@ -108,6 +148,68 @@ export function currentTid(): number {
 	} catch {
 		return 0;
 	}
+}
+
+/** The resolution of a call's CPU time, in milliseconds (see `ThreadClock`). */
+export const CPU_REUSE_MS = 0.05;
+
+/**
+ * The CPU time of the calling thread, read at the start and end of each call. A read of
+ * `schedstat` costs a system call of a few microseconds, more than a no-op call itself, so two
+ * shortcuts keep it off the path of short calls, both exact to within `CPU_REUSE_MS`, since a
+ * thread cannot use more CPU time than wall time passes: a call that starts within
+ * `CPU_REUSE_MS` of the last reading takes that reading as its start, and a call that ends
+ * within `CPU_REUSE_MS` of its start reports its wall time, the most CPU time it can have used.
+ */
+export class ThreadClock {
+	#fd = -2;
+	#last = -1;
+	#lastAt = Number.NEGATIVE_INFINITY;
+
+	/** The CPU time at a call's start, in nanoseconds; -1 where it cannot be read. */
+	start(): number {
+		if (this.#last >= 0 && performance.now() - this.#lastAt <= CPU_REUSE_MS) {
+			return this.#last;
+		}
+		return this.read();
+	}
+
+	/** The CPU time a call that started at `startNs` and ran for `wallMs` used, in milliseconds; -1 where it cannot be read. */
+	spent(startNs: number, wallMs: number): number {
+		if (startNs >= 0 && wallMs <= CPU_REUSE_MS) {
+			return wallMs;
+		}
+		return cpuMs(startNs, this.read());
+	}
+
+	/** The CPU time now, in nanoseconds; -1 where it cannot be read. */
+	read(): number {
+		if (this.#fd === -2) {
+			this.#fd = openOwnSchedstat();
+		}
+		let ns = this.#fd >= 0 ? readSchedstat(this.#fd) : -1;
+		if (ns < 0) {
+			const usage = (process as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage?.();
+			ns = usage === undefined ? -1 : (usage.user + usage.system) * 1000;
+		}
+		this.#last = ns;
+		this.#lastAt = performance.now();
+		return ns;
+	}
+
+	/** Closes the descriptor it reads through. */
+	close(): void {
+		if (this.#fd >= 0) {
+			closeSync(this.#fd);
+		}
+		this.#fd = -2;
+		this.#last = -1;
+	}
+}
+
+/** Milliseconds between two CPU readings in nanoseconds; -1 when either could not be read. */
+export function cpuMs(startNs: number, endNs: number): number {
+	return startNs < 0 || endNs < 0 ? -1 : (endNs - startNs) / 1e6;
 }
 
 /** Opens the calling thread's `schedstat`, or returns -1 where there is none. */

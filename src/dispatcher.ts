@@ -4,23 +4,41 @@ import { type Call, Cancellation, EscalationSignal, type Executor, type Limits }
 import { ProcessExecutor } from "./executors/processes.ts";
 import { SequentialExecutor } from "./executors/sequential.ts";
 import { capsHeap, ThreadExecutor } from "./executors/threads.ts";
-import type { Outcome } from "./future.ts";
+import type { Future, Outcome } from "./future.ts";
 import { Watchdog } from "./pynisher/watchdog.ts";
+import type { Task } from "./task.ts";
 
 /** The kind of executor a scheduler was made with. */
 export type ExecutorKind = "sequential" | "threads" | "processes";
 
-interface Entry {
-	readonly call: Call;
-	readonly cancellation: Cancellation;
-	readonly onStart: () => void;
-	readonly onOutcome: (outcome: Outcome) => void;
-	state: "queued" | "running" | "done";
+/** Where the dispatcher reports that a call started and how it ended. */
+export interface DispatchSink {
+	started(task: Task, future: Future): void;
+	settled(task: Task, future: Future, outcome: Outcome): void;
 }
 
 /** A handle on a queued call. */
 export interface Ticket {
 	cancel(reason: CancelledError): void;
+}
+
+/** One submitted call, from the queue to its outcome; also its ticket. */
+class Entry implements Ticket {
+	readonly call: Call;
+	readonly task: Task;
+	readonly cancellation = new Cancellation();
+	readonly #dispatcher: Dispatcher;
+	state: "queued" | "running" | "done" = "queued";
+
+	constructor(call: Call, task: Task, dispatcher: Dispatcher) {
+		this.call = call;
+		this.task = task;
+		this.#dispatcher = dispatcher;
+	}
+
+	cancel(reason: CancelledError): void {
+		this.#dispatcher._cancel(this, reason);
+	}
 }
 
 /** Whether `--max-old-space-size` is set for the whole process, which overrides every worker's heap cap. */
@@ -54,9 +72,11 @@ export class Dispatcher {
 	/** While set, start notices are held back (see `#execute`). */
 	#deferStarts: Entry[] | undefined;
 	#open = false;
+	readonly #sink: DispatchSink;
 
-	constructor(kind: ExecutorKind, maxWorkers: number) {
+	constructor(kind: ExecutorKind, maxWorkers: number, sink: DispatchSink) {
 		this.kind = kind;
+		this.#sink = sink;
 		this.maxWorkers = kind === "sequential" ? 1 : maxWorkers;
 	}
 
@@ -98,19 +118,21 @@ export class Dispatcher {
 		}
 	}
 
-	submit(call: Call, onStart: () => void, onOutcome: (outcome: Outcome) => void): Ticket {
-		const entry: Entry = { call, cancellation: new Cancellation(), onStart, onOutcome, state: "queued" };
+	/** Queues a call of `task`; the sink hears when it starts and how it ends. */
+	submit(call: Call, task: Task): Ticket {
+		const entry = new Entry(call, task, this);
 		this.#queue.push(entry);
 		this.#queued++;
 		this.#pump();
-		return { cancel: (reason) => this.#cancel(entry, reason) };
+		return entry;
 	}
 
-	#cancel(entry: Entry, reason: CancelledError): void {
+	/** @internal Cancels a queued call, or stops a running one. */
+	_cancel(entry: Entry, reason: CancelledError): void {
 		if (entry.state === "queued") {
 			entry.state = "done";
 			this.#queued--;
-			entry.onOutcome({ kind: "cancelled", error: reason, usage: undefined });
+			this.#sink.settled(entry.task, entry.call.future, { kind: "cancelled", error: reason, usage: undefined });
 		} else if (entry.state === "running") {
 			entry.cancellation.cancel(reason);
 		}
@@ -121,11 +143,11 @@ export class Dispatcher {
 		for (let i = this.#head; i < this.#queue.length; i++) {
 			const entry = this.#queue[i];
 			if (entry !== undefined && entry.state === "queued") {
-				this.#cancel(entry, reason());
+				this._cancel(entry, reason());
 			}
 		}
 		for (const entry of [...this.#running]) {
-			this.#cancel(entry, reason());
+			this._cancel(entry, reason());
 		}
 	}
 
@@ -184,7 +206,7 @@ export class Dispatcher {
 		this.#pump();
 		const deferred = this.#deferStarts;
 		this.#deferStarts = undefined;
-		entry.onOutcome(outcome);
+		this.#sink.settled(entry.task, entry.call.future, outcome);
 		for (const next of deferred) {
 			this.#started(next);
 		}
@@ -194,7 +216,7 @@ export class Dispatcher {
 		if (this.#deferStarts !== undefined) {
 			this.#deferStarts.push(entry);
 		} else if (entry.state === "running") {
-			entry.onStart();
+			this.#sink.started(entry.task, entry.call.future);
 		}
 	}
 

@@ -88,8 +88,17 @@ export class Emitter {
 
 	/** Calls every handler of `event` with `args`, in the order they subscribed. */
 	emit<Args extends unknown[]>(event: EventKey<Args>, ...args: Args): void {
-		if (this.#wrappers.get(event)?.size) {
-			this.#mitt.emit(event, args);
+		const handlers = this.#mitt.all.get(event) as ((args: unknown[]) => void)[] | undefined;
+		if (handlers === undefined || handlers.length === 0) {
+			return;
+		}
+		if (handlers.length === 1) {
+			handlers[0]!(args);
+		} else {
+			// A handler may unsubscribe others while they are called: call the ones subscribed now.
+			for (const handler of handlers.slice()) {
+				handler(args);
+			}
 		}
 	}
 

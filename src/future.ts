@@ -35,21 +35,33 @@ export class Future<R = unknown> implements PromiseLike<R> {
 	#value: R | undefined;
 	#error: unknown;
 	#usage: Usage | undefined;
-	#canceller: ((reason: CancelledError) => void) | undefined;
-	readonly #promise: Promise<R>;
-	#resolve!: (value: unknown) => void;
-	#reject!: (error: unknown) => void;
+	#canceller: { cancel(reason: CancelledError): void } | undefined;
+	/** Made when the future is first awaited: most futures of a large batch never are. */
+	#promise: Promise<R> | undefined;
+	#resolve: ((value: unknown) => void) | undefined;
+	#reject: ((error: unknown) => void) | undefined;
+	#released = false;
 
 	/** @internal Futures are made by `task.submit()`. */
 	constructor(taskName: string, args: readonly unknown[]) {
 		this.taskName = taskName;
 		this.args = args;
-		this.#promise = new Promise<R>((resolve, reject) => {
-			this.#resolve = resolve as (value: unknown) => void;
-			this.#reject = reject;
-		});
-		// Awaiting is optional: an exception reaches the task's events either way.
-		this.#promise.catch(() => {});
+	}
+
+	#settled(): Promise<R> {
+		if (this.#promise === undefined) {
+			if (this.#released) {
+				this.#promise = this.#state === "result" ? Promise.resolve(this.#value as R) : Promise.reject(this.#error);
+			} else {
+				this.#promise = new Promise<R>((resolve, reject) => {
+					this.#resolve = resolve as (value: unknown) => void;
+					this.#reject = reject;
+				});
+			}
+			// Awaiting is optional: an exception reaches the task's events either way.
+			this.#promise.catch(() => {});
+		}
+		return this.#promise;
 	}
 
 	/** `"queued"`, `"running"`, or how it ended. */
@@ -95,24 +107,24 @@ export class Future<R = unknown> implements PromiseLike<R> {
 		if (this.done) {
 			return false;
 		}
-		this.#canceller?.(new CancelledError(reason));
+		this.#canceller?.cancel(new CancelledError(reason));
 		return true;
 	}
 
 	then<A = R, B = never>(onResult?: ((value: R) => A | PromiseLike<A>) | null, onError?: ((error: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
-		return this.#promise.then(onResult, onError);
+		return this.#settled().then(onResult, onError);
 	}
 
 	catch<B = never>(onError?: ((error: unknown) => B | PromiseLike<B>) | null): Promise<R | B> {
-		return this.#promise.catch(onError);
+		return this.#settled().catch(onError);
 	}
 
 	finally(onFinally?: (() => void) | null): Promise<R> {
-		return this.#promise.finally(onFinally);
+		return this.#settled().finally(onFinally);
 	}
 
 	/** @internal */
-	_bind(canceller: (reason: CancelledError) => void): void {
+	_bind(canceller: { cancel(reason: CancelledError): void }): void {
 		this.#canceller = canceller;
 	}
 
@@ -140,10 +152,11 @@ export class Future<R = unknown> implements PromiseLike<R> {
 
 	/** @internal */
 	_release(): void {
+		this.#released = true;
 		if (this.#state === "result") {
-			this.#resolve(this.#value as R);
+			this.#resolve?.(this.#value);
 		} else {
-			this.#reject(this.#error);
+			this.#reject?.(this.#error);
 		}
 	}
 }

@@ -1,7 +1,7 @@
 import { getHeapStatistics } from "node:v8";
-import { contextStorage } from "./context.ts";
+import { type CallContext, contextStorage } from "./context.ts";
 import { DataCloneError } from "./errors.ts";
-import { loadFunction } from "./load.ts";
+import { loadedFunction, loadFunction } from "./load.ts";
 import type { ResolvedRef } from "./ref.ts";
 
 /** The outcome of running one call where it is: the value, or what was thrown. */
@@ -37,13 +37,13 @@ export class HeapSampler {
 }
 
 /**
- * Loads and calls `ref` with `args` inside a call context, in the thread that calls it.
+ * Loads and calls `ref` with `args` inside the call's context, in the thread that calls it.
  * `sampler.watch()` runs once the call turns out to be asynchronous.
  */
-export async function invoke(ref: ResolvedRef, args: readonly unknown[], id: number, signal: AbortSignal, sampler?: HeapSampler, copied = true): Promise<Invocation> {
+export async function invoke(ref: ResolvedRef, args: readonly unknown[], context: CallContext, sampler?: HeapSampler, copied = true): Promise<Invocation> {
 	try {
-		const fn = await loadFunction(ref);
-		let value = contextStorage().run({ id, signal }, () => fn(...args));
+		const fn = loadedFunction(ref) ?? (await loadFunction(ref));
+		let value = storage.run(context, fn, ...args);
 		if (value instanceof Promise || (typeof value === "object" && value !== null && typeof (value as PromiseLike<unknown>).then === "function")) {
 			sampler?.watch();
 			value = await value;
@@ -58,6 +58,8 @@ export async function invoke(ref: ResolvedRef, args: readonly unknown[], id: num
 	}
 }
 
+const storage = contextStorage();
+
 /** How many values `findUncloneable` looks at before it trusts the rest. */
 const WALK_LIMIT = 50_000;
 
@@ -66,6 +68,9 @@ const WALK_LIMIT = 50_000;
  * promises, weak collections) and describes where it is, e.g. "a function at .model.predict".
  */
 export function findUncloneable(root: unknown): string | undefined {
+	if (typeof root !== "object" && typeof root !== "function" && typeof root !== "symbol") {
+		return undefined;
+	}
 	const stack: [unknown, string][] = [[root, ""]];
 	const seen = new Set<object>();
 	let visited = 0;

@@ -2,6 +2,13 @@ import { TaskLoadError } from "./errors.ts";
 import type { ResolvedRef } from "./ref.ts";
 
 const modules = new Map<string, Promise<Record<string, unknown>>>();
+/** Functions already loaded, by module and export: later calls find them without waiting. */
+const loaded = new Map<string, Map<string, (...args: unknown[]) => unknown>>();
+
+/** The function `ref` names when it has been loaded in this thread before, else `undefined`. */
+export function loadedFunction(ref: ResolvedRef): ((...args: unknown[]) => unknown) | undefined {
+	return loaded.get(ref.module)?.get(ref.name);
+}
 
 /** Imports `ref.module` once per thread and returns the function it exports as `ref.name`. */
 export async function loadFunction(ref: ResolvedRef): Promise<(...args: unknown[]) => unknown> {
@@ -28,5 +35,11 @@ export async function loadFunction(ref: ResolvedRef): Promise<(...args: unknown[
 		const what = fn === undefined ? "has no export" : `exports a ${typeof fn} as`;
 		throw new TaskLoadError(`Module "${ref.module}" ${what} "${ref.name}"; expected a function`, ref.module, ref.name);
 	}
+	let exports = loaded.get(ref.module);
+	if (exports === undefined) {
+		exports = new Map();
+		loaded.set(ref.module, exports);
+	}
+	exports.set(ref.name, fn as (...args: unknown[]) => unknown);
 	return fn as (...args: unknown[]) => unknown;
 }

@@ -10,7 +10,7 @@ export interface CallPayload {
 	readonly slot: number;
 }
 
-/** What a worker answers for one call. */
+/** What a process answers for one call (a thread answers with the value or error alone; see `ControlView.finish`). */
 export type CallReply =
 	| { readonly id: number; readonly ok: true; readonly value: unknown; readonly stats: CallStats }
 	| { readonly id: number; readonly ok: false; readonly error: SerializedError; readonly stats: CallStats };

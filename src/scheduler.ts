@@ -148,7 +148,6 @@ export class Scheduler {
 	#endRun: ((ending: Ending) => void) | undefined;
 	#drainWaiters: (() => void)[] = [];
 	readonly #timers = new Set<NodeJS.Timeout>();
-	readonly #tickets = new Map<Future, { cancel(reason: CancelledError): void }>();
 
 	/** Use `Scheduler.withSequential()`, `withThreads()` or `withProcesses()`. */
 	constructor(executor: ExecutorKind, options: PoolOptions = {}) {
@@ -159,7 +158,10 @@ export class Scheduler {
 			throw new TypeError(describeExpected("options", "an object", options));
 		}
 		const maxWorkers = options.maxWorkers === undefined ? availableParallelism() : parseCount("maxWorkers", options.maxWorkers);
-		this.#dispatcher = new Dispatcher(executor, maxWorkers);
+		this.#dispatcher = new Dispatcher(executor, maxWorkers, {
+			started: (task, future) => task._started(future),
+			settled: (task, future, outcome) => this.#settled(task, future, outcome),
+		});
 		this.#emitter = new Emitter((error, event) => this._handlerError(error, event));
 	}
 
@@ -360,20 +362,11 @@ export class Scheduler {
 	/** @internal */
 	_submit(call: Call, task: Task): void {
 		const future = call.future;
-		const ticket = this.#dispatcher.submit(
-			call,
-			() => task._started(future),
-			(outcome) => this.#settled(task, future, outcome),
-		);
-		future._bind((reason) => this.#tickets.get(future)?.cancel(reason));
-		if (!future.done) {
-			this.#tickets.set(future, ticket);
-		}
+		future._bind(this.#dispatcher.submit(call, task));
 		this.#emitter.emit(Scheduler.FUTURE_SUBMITTED, future);
 	}
 
 	#settled(task: Task, future: Future, outcome: Outcome): void {
-		this.#tickets.delete(future);
 		task._settled(future, outcome);
 		this.#emitter.emit(Scheduler.FUTURE_DONE, future);
 		if (outcome.kind === "result") {

@@ -1,6 +1,7 @@
 // Runs inside each forked process of a byop process pool: one call at a time, sent over IPC.
 // Limits are enforced by the parent, which kills this process's whole group.
 import { Worker } from "node:worker_threads";
+import { CallControl } from "../src/context.ts";
 import { HeapSampler, invoke } from "../src/invoke.ts";
 import type { ChildMessage, ParentMessage } from "../src/executors/process-protocol.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
@@ -27,7 +28,7 @@ const watcher = new Worker(
 );
 watcher.unref();
 
-const running = new Map<number, AbortController>();
+const running = new Map<number, CallControl>();
 
 // Output goes to the parent through pipes. Blocking writes complete before a call replies, so
 // nothing a task printed is lost when the process is stopped after it.
@@ -81,9 +82,9 @@ async function runCall(message: Extract<ParentMessage, { type: "call" }>): Promi
 	const startCpu = process.cpuUsage();
 	const started = performance.now();
 	const sampler = new HeapSampler();
-	const abort = new AbortController();
-	running.set(payload.id, abort);
-	const result = await invoke(payload.ref, payload.args, payload.id, abort.signal, sampler);
+	const context = new CallControl(payload.id);
+	running.set(payload.id, context);
+	const result = await invoke(payload.ref, payload.args, context, sampler);
 	running.delete(payload.id);
 	const cpu = process.cpuUsage(startCpu);
 	const stats = {

@@ -1,17 +1,18 @@
 // Runs inside each worker thread of a piscina pool: loads the task's function, calls it, and
 // reports what it measured. Limits are enforced from the main thread, never from here.
 import { BroadcastChannel, workerData } from "node:worker_threads";
-import { ControlView, currentTid, openOwnSchedstat, readSchedstat } from "../src/control.ts";
+import { CallControl } from "../src/context.ts";
+import { ControlView, currentTid, ThreadClock } from "../src/control.ts";
 import { HeapSampler, invoke } from "../src/invoke.ts";
-import type { AbortMessage, CallPayload, CallReply, ThreadWorkerData } from "../src/protocol.ts";
-import { deserializeError, serializeError } from "../src/serialize.ts";
+import type { AbortMessage, CallPayload, ThreadWorkerData } from "../src/protocol.ts";
+import { deserializeError, type SerializedError, serializeError } from "../src/serialize.ts";
 import { registerLoaders } from "../src/loaders.ts";
 
 const data = workerData as ThreadWorkerData;
 const control = new ControlView(data.control);
 const tid = currentTid();
-const schedstat = openOwnSchedstat();
-const running = new Map<number, AbortController>();
+const clock = new ThreadClock();
+const running = new Map<number, CallControl>();
 let loaded: Promise<void> | undefined;
 const TYPESCRIPT = /\.[cm]?tsx?$/;
 
@@ -22,33 +23,30 @@ channel.onmessage = (event) => {
 	running.get(message.abort)?.abort(deserializeError(message.reason));
 };
 
-function threadCpuNs(): number {
-	if (schedstat >= 0) {
-		return readSchedstat(schedstat);
-	}
-	const usage = (process as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage?.();
-	return usage === undefined ? -1 : (usage.user + usage.system) * 1000;
-}
-
-export default async function runCall(payload: CallPayload): Promise<CallReply> {
-	if (TYPESCRIPT.test(payload.ref.module) && data.loaders.length > 0) {
+/**
+ * Runs one call. It answers with the value, or the serialized error, and records which it was
+ * and what the call used in the call's control slot.
+ */
+export default async function runCall(payload: CallPayload): Promise<unknown> {
+	if (loaded === undefined && data.loaders.length > 0 && TYPESCRIPT.test(payload.ref.module)) {
 		// Loader hooks (tsx) cost a worker about 150 ms: register them only when a module needs them.
-		loaded ??= registerLoaders(data.loaders);
+		loaded = registerLoaders(data.loaders);
+	}
+	if (loaded !== undefined) {
 		await loaded;
 	}
-	const startCpu = threadCpuNs();
-	control.markStarted(payload.slot, tid, startCpu);
+	const { slot } = payload;
+	const startCpu = clock.start();
+	control.markStarted(slot, tid, startCpu);
 	const started = performance.now();
-	const sampler = new HeapSampler((peak, external) => control.setMemory(payload.slot, peak, external));
-	const abort = new AbortController();
-	running.set(payload.id, abort);
-	const result = await invoke(payload.ref, payload.args, payload.id, abort.signal, sampler);
+	const sampler = new HeapSampler((peak, external) => control.setMemory(slot, peak, external));
+	const context = new CallControl(payload.id);
+	running.set(payload.id, context);
+	const result = await invoke(payload.ref, payload.args, context, sampler);
 	running.delete(payload.id);
-	const endCpu = threadCpuNs();
-	const stats = {
-		wallMs: performance.now() - started,
-		cpuMs: startCpu < 0 || endCpu < 0 ? -1 : (endCpu - startCpu) / 1e6,
-		peakMemoryBytes: sampler.stop(),
-	};
-	return result.ok ? { id: payload.id, ok: true, value: result.value, stats } : { id: payload.id, ok: false, error: serializeError(result.error), stats };
+	const wallMs = performance.now() - started;
+	const cpu = clock.spent(startCpu, wallMs);
+	const answer: unknown | SerializedError = result.ok ? result.value : serializeError(result.error);
+	control.finish(slot, result.ok, wallMs, cpu, sampler.stop());
+	return answer;
 }

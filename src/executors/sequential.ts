@@ -1,5 +1,5 @@
-import { closeSync } from "node:fs";
-import { openOwnSchedstat, readSchedstat } from "../control.ts";
+import { CallControl } from "../context.ts";
+import { ThreadClock } from "../control.ts";
 import { CancelledError } from "../errors.ts";
 import type { Outcome } from "../future.ts";
 import { HeapSampler, invoke } from "../invoke.ts";
@@ -12,18 +12,7 @@ import type { Execution, Executor } from "./executor.ts";
  */
 export class SequentialExecutor implements Executor {
 	readonly where = "main" as const;
-	#schedstat = -2;
-
-	#cpuNs(): number {
-		if (this.#schedstat === -2) {
-			this.#schedstat = openOwnSchedstat();
-		}
-		if (this.#schedstat >= 0) {
-			return readSchedstat(this.#schedstat);
-		}
-		const usage = process.cpuUsage();
-		return (usage.user + usage.system) * 1000;
-	}
+	readonly #clock = new ThreadClock();
 
 	async execute(execution: Execution): Promise<Outcome> {
 		const { call, cancellation } = execution;
@@ -31,22 +20,22 @@ export class SequentialExecutor implements Executor {
 			return { kind: "cancelled", error: cancellation.reason, usage: undefined };
 		}
 		// The call's own signal (taskSignal() inside it) aborts when it is cancelled.
-		const abort = new AbortController();
-		const signal = abort.signal;
+		const context = new CallControl(call.id);
 		execution.started();
-		const startCpu = this.#cpuNs();
+		const startCpu = this.#clock.start();
 		const started = performance.now();
 		const sampler = new HeapSampler();
 		const cancelled = new Promise<"cancelled">((resolve) =>
 			cancellation.listen((reason) => {
-				abort.abort(reason);
+				context.abort(reason);
 				resolve("cancelled");
 			}),
 		);
-		const result = await Promise.race([invoke(call.ref, call.args, call.id, signal, sampler, false), cancelled]);
+		const result = await Promise.race([invoke(call.ref, call.args, context, sampler, false), cancelled]);
+		const wallMs = performance.now() - started;
 		const usage = {
-			wallMs: performance.now() - started,
-			cpuMs: (this.#cpuNs() - startCpu) / 1e6,
+			wallMs,
+			cpuMs: this.#clock.spent(startCpu, wallMs),
 			peakMemoryBytes: sampler.stop(),
 			where: "main" as const,
 		};
@@ -58,9 +47,6 @@ export class SequentialExecutor implements Executor {
 	}
 
 	async close(): Promise<void> {
-		if (this.#schedstat >= 0) {
-			closeSync(this.#schedstat);
-		}
-		this.#schedstat = -2;
+		this.#clock.close();
 	}
 }

@@ -3,14 +3,14 @@ import { BroadcastChannel } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
 import { threadLoaders } from "../loaders.ts";
-import { ControlView, createControl, readSchedstat, RUNNING } from "../control.ts";
+import { ControlView, createControl, ENDED_OK, readSchedstat, RUNNING } from "../control.ts";
 import { CancelledError, DataCloneError, WorkerCrashedError } from "../errors.ts";
 import type { Outcome, Usage } from "../future.ts";
 import { LimitExceededError, MemoryLimitError } from "../pynisher/errors.ts";
 import { Guard, type Probe } from "../pynisher/guard.ts";
 import type { Watchdog } from "../pynisher/watchdog.ts";
-import type { AbortMessage, CallPayload, CallReply, ThreadWorkerData } from "../protocol.ts";
-import { deserializeError, serializeError } from "../serialize.ts";
+import type { AbortMessage, CallPayload, ThreadWorkerData } from "../protocol.ts";
+import { deserializeError, type SerializedError, serializeError } from "../serialize.ts";
 import { EscalationSignal, type Execution, type Executor, type Limits } from "./executor.ts";
 import { Stopper } from "./stop.ts";
 
@@ -19,6 +19,7 @@ const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 export const THREAD_ENTRY = fileURLToPath(new URL(`../../workers/thread${extension}`, import.meta.url));
 
 const MiB = 1024 * 1024;
+
 let channels = 0;
 
 /** The V8 heap cap, in whole megabytes, that a pool uses for a heap limit in bytes. */
@@ -42,13 +43,14 @@ export class ThreadExecutor implements Executor {
 	readonly where = "thread" as const;
 	readonly #maxWorkers: number;
 	readonly #watchdog: Watchdog;
-	readonly #pools = new Map<number, Piscina<CallPayload, CallReply>>();
+	readonly #pools = new Map<number, Piscina<CallPayload, unknown>>();
 	readonly #buffer: SharedArrayBuffer;
 	readonly #control: ControlView;
 	readonly #freeSlots: number[];
 	readonly #channelName = `byop-threads-${process.pid}-${++channels}`;
 	#channel: BroadcastChannel | undefined;
 	readonly #auto: AutoWatch;
+	readonly #cpuFds = new Map<number, number>();
 
 	constructor(maxWorkers: number, watchdog: Watchdog) {
 		this.#maxWorkers = maxWorkers;
@@ -73,18 +75,20 @@ export class ThreadExecutor implements Executor {
 		this.#pool(0);
 	}
 
-	#pool(capBytes: number): Piscina<CallPayload, CallReply> {
+	#pool(capBytes: number): Piscina<CallPayload, unknown> {
 		let pool = this.#pools.get(capBytes);
 		if (pool === undefined) {
 			const workerData: ThreadWorkerData = { control: this.#buffer, channel: this.#channelName, loaders: threadLoaders() };
 			const cap = capBytes > 0 ? heapCapMb(capBytes) : undefined;
-			pool = new Piscina<CallPayload, CallReply>({
+			pool = new Piscina<CallPayload, unknown>({
 				filename: THREAD_ENTRY,
 				// With minThreads above 0, piscina replaces a terminated thread when its exit event
 				// arrives, even after destroy() has returned: threads would outlive the run.
 				minThreads: 0,
 				maxThreads: this.#maxWorkers,
 				idleTimeout: cap === undefined ? 60_000 : 5_000,
+				// Run and wait time histograms cost every call; byop measures its calls itself.
+				recordTiming: false,
 				workerData,
 				...(cap === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: cap.old, maxYoungGenerationSizeMb: cap.young } }),
 			});
@@ -97,13 +101,61 @@ export class ThreadExecutor implements Executor {
 
 	async execute(execution: Execution): Promise<Outcome> {
 		const { call, cancellation } = execution;
+		if (cancellation.reason !== undefined) {
+			return { kind: "cancelled", error: cancellation.reason, usage: undefined };
+		}
 		const slot = this.#freeSlots.pop();
 		if (slot === undefined) {
 			throw new Error("byop: more calls dispatched to the thread pool than it has room for");
 		}
 		this.#control.reset(slot);
-		const limits = call.limits;
-		const abort = new AbortController();
+		try {
+			return call.limits === undefined ? await this.#runPlain(execution, slot) : await this.#runLimited(execution, call.limits, slot);
+		} finally {
+			this.#freeSlots.push(slot);
+		}
+	}
+
+	/** A call without limits: nothing to watch, and only a cancellation can stop it. */
+	async #runPlain(execution: Execution, slot: number): Promise<Outcome> {
+		const { call, cancellation } = execution;
+		const pool = this.#pool(0);
+		const signal = new CallSignal();
+		let stopped: CancelledError | undefined;
+		cancellation.listen((reason) => {
+			stopped = reason;
+			signal.abort();
+		});
+		// Unlimited calls need no start notice to be exact; mark them running now.
+		execution.started();
+		const payload: CallPayload = { id: call.id, ref: call.ref, args: call.args, slot };
+		let answer: unknown;
+		let answered = false;
+		let failure: unknown;
+		try {
+			answer = await pool.run(payload, { signal });
+			answered = true;
+		} catch (error) {
+			failure = error;
+		}
+		cancellation.listen(undefined);
+		const ended = answered ? this.#control.ended(slot) : 0;
+		if (stopped !== undefined) {
+			return { kind: "cancelled", error: stopped, usage: ended === 0 ? this.#lostUsage(slot, undefined, -1, 0, failure) : this.#control.usage(slot) };
+		}
+		if (ended === 0) {
+			const usage = this.#lostUsage(slot, undefined, -1, 0, failure);
+			return { kind: "exception", error: translateFailure(answered ? new Error("The worker answered without a result") : failure, undefined, 0, usage.cpuMs), usage };
+		}
+		const usage = this.#control.usage(slot);
+		return ended === ENDED_OK ? { kind: "result", value: answer, usage } : { kind: "exception", error: deserializeError(answer as SerializedError), usage };
+	}
+
+	async #runLimited(execution: Execution, limits: Limits, slot: number): Promise<Outcome> {
+		const { call, cancellation } = execution;
+		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
+		const pool = this.#pool(capBytes);
+		const signal = new CallSignal();
 		const stopper = new Stopper(
 			limits,
 			(reason) => {
@@ -111,97 +163,106 @@ export class ThreadExecutor implements Executor {
 				const message: AbortMessage = { abort: call.id, reason: serializeError(reason) };
 				this.#channel.postMessage(message);
 			},
-			(reason) => abort.abort(reason),
+			() => signal.abort(),
 		);
-		let started = false;
-		let finished = false;
+		// The call counts as running from here: its worker is free. Its limits count from the
+		// moment the worker starts it (after a thread start or a loader), read from its slot.
 		let cpuFd = -1;
-		let baseline = 0;
 		const probe: Probe = {
-			cpuMs: () => (cpuFd < 0 ? -1 : (readSchedstat(cpuFd) - baseline) / 1e6),
-		};
-		const guard = limits === undefined ? undefined : new Guard(limits, probe, this.#watchdog, (error) => stopper.stop(error));
-		const onStart = (): void => {
-			// A start notice that arrives after the call ended belongs to the next call in this
-			// slot: acting on it would open a descriptor that is never closed and re-arm this
-			// call's guard.
-			if (started || finished || this.#control.state(slot) !== RUNNING) {
-				return;
-			}
-			started = true;
-			const tid = this.#control.tid(slot);
-			baseline = this.#control.cpuBaseline(slot);
-			if (tid > 0) {
-				try {
-					cpuFd = openSync(`/proc/self/task/${tid}/schedstat`, "r");
-				} catch {
-					cpuFd = -1;
+			cpuMs: () => {
+				if (cpuFd < 0) {
+					if (this.#control.state(slot) !== RUNNING) {
+						return -1;
+					}
+					cpuFd = this.#cpuFd(this.#control.tid(slot));
+					if (cpuFd < 0) {
+						return -1;
+					}
 				}
-			}
-			guard?.start(false);
-			execution.started();
+				const ns = readSchedstat(cpuFd);
+				return ns < 0 ? -1 : (ns - this.#control.cpuBaseline(slot)) / 1e6;
+			},
 		};
-		if (cancellation.reason !== undefined) {
-			stopper.stop(cancellation.reason, true);
-		} else {
-			cancellation.listen((reason) => stopper.stop(reason, !started));
-		}
-		if (guard === undefined) {
-			// Unlimited calls need no start notice to be exact; mark them running now.
-			execution.started();
-		} else {
-			void this.#control.started(slot).then(onStart);
-		}
-		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
-		const auto = limits?.memoryKind === "auto" && limits.escalate && capBytes > 0 ? { budget: capBytes, stopper, external: () => this.#control.externalMemory(slot) } : undefined;
+		const guard = new Guard(limits, probe, this.#watchdog, (error) => stopper.stop(error));
+		cancellation.listen((reason) => stopper.stop(reason, this.#control.state(slot) !== RUNNING));
+		execution.started();
+		guard.start(false, () => this.#control.startedAt(slot));
+		const auto = limits.memoryKind === "auto" && limits.escalate && capBytes > 0 ? { budget: capBytes, stopper, external: () => this.#control.externalMemory(slot) } : undefined;
 		if (auto !== undefined) {
 			this.#auto.add(auto);
 		}
 		const payload: CallPayload = { id: call.id, ref: call.ref, args: call.args, slot };
-		let reply: CallReply | undefined;
+		let answer: unknown;
+		let answered = false;
 		let failure: unknown;
 		try {
-			reply = await this.#pool(capBytes).run(payload, { signal: abort.signal });
+			answer = await pool.run(payload, { signal });
+			answered = true;
 		} catch (error) {
 			failure = error;
 		}
 		cancellation.listen(undefined);
-		if (guard !== undefined && !started) {
-			onStart();
-		}
-		finished = true;
-		const cpuAtEnd = probe.cpuMs();
-		guard?.dispose();
+		const ended = answered ? this.#control.ended(slot) : 0;
+		// A call that ended normally has its figures in its slot; for one whose thread was ended,
+		// its CPU time is read now, or was last read by the watchdog.
+		const cpuNow = ended === 0 ? probe.cpuMs() : -1;
+		guard.dispose();
 		stopper.dispose();
-		if (cpuFd >= 0) {
-			closeSync(cpuFd);
-		}
-		if (!started) {
-			// Wakes a start notice that never came (the call failed before it began).
-			Atomics.notify(this.#control.ints, slot * 8);
-		}
-		const usage: Usage =
-			reply !== undefined
-				? { ...reply.stats, where: "thread" }
-				: { wallMs: guard?.elapsed() ?? 0, cpuMs: cpuAtEnd, peakMemoryBytes: Math.max(this.#control.peakMemory(slot), capBytes > 0 && isOutOfMemory(failure) ? capBytes : 0), where: "thread" };
-		this.#freeSlots.push(slot);
+		const usage = ended !== 0 ? this.#control.usage(slot) : this.#lostUsage(slot, guard, cpuNow >= 0 ? cpuNow : guard.cpuMs, capBytes, failure);
 		if (auto !== undefined) {
 			this.#auto.delete(auto);
 		}
-		const reason = guard?.fired ?? stopper.reason;
-		if (reason instanceof EscalationSignal) {
-			return { kind: "exception", error: reason, usage };
-		}
-		if (reason instanceof LimitExceededError) {
+		const reason = guard.fired ?? stopper.reason;
+		if (reason instanceof EscalationSignal || reason instanceof LimitExceededError) {
 			return { kind: "exception", error: reason, usage };
 		}
 		if (reason instanceof CancelledError) {
 			return { kind: "cancelled", error: reason, usage };
 		}
-		if (reply !== undefined) {
-			return reply.ok ? { kind: "result", value: reply.value, usage } : { kind: "exception", error: deserializeError(reply.error), usage };
+		if (ended !== 0) {
+			return ended === ENDED_OK ? { kind: "result", value: answer, usage } : { kind: "exception", error: deserializeError(answer as SerializedError), usage };
 		}
-		return { kind: "exception", error: translateFailure(failure, limits, capBytes, usage.cpuMs), usage };
+		const lost = answered ? new Error("The worker answered without a result") : failure;
+		return { kind: "exception", error: translateFailure(lost, limits, capBytes, usage.cpuMs), usage };
+	}
+
+	/** What is known of a call whose thread gave no answer. */
+	#lostUsage(slot: number, guard: Guard | undefined, cpuMs: number, capBytes: number, failure: unknown): Usage {
+		const peak = Math.max(this.#control.peakMemory(slot), capBytes > 0 && isOutOfMemory(failure) ? capBytes : 0);
+		return { wallMs: guard?.elapsed() ?? 0, cpuMs, peakMemoryBytes: peak, where: "thread" };
+	}
+
+	/** A descriptor of `/proc/self/task/<tid>/schedstat`, kept open while the thread lives. */
+	#cpuFd(tid: number): number {
+		if (tid <= 0) {
+			return -1;
+		}
+		let fd = this.#cpuFds.get(tid);
+		// A thread id is reused once its thread has ended; the old descriptor then fails to read.
+		if (fd !== undefined && readSchedstat(fd) < 0) {
+			closeSync(fd);
+			this.#cpuFds.delete(tid);
+			fd = undefined;
+		}
+		if (fd === undefined) {
+			if (this.#cpuFds.size >= 4 * this.#maxWorkers) {
+				this.#closeCpuFds();
+			}
+			try {
+				fd = openSync(`/proc/self/task/${tid}/schedstat`, "r");
+			} catch {
+				return -1;
+			}
+			this.#cpuFds.set(tid, fd);
+		}
+		return fd;
+	}
+
+	#closeCpuFds(): void {
+		for (const fd of this.#cpuFds.values()) {
+			closeSync(fd);
+		}
+		this.#cpuFds.clear();
 	}
 
 	#openChannel(): BroadcastChannel {
@@ -215,7 +276,39 @@ export class ThreadExecutor implements Executor {
 		this.#pools.clear();
 		this.#channel?.close();
 		this.#channel = undefined;
+		this.#closeCpuFds();
 		await Promise.all(pools.map((pool) => pool.destroy()));
+	}
+}
+
+/**
+ * The abort signal of one call, in the smallest form piscina accepts (an emitter of one `abort`
+ * event): an `AbortController` per call would cost every call an `EventTarget`. Aborting it makes
+ * piscina drop the call, or terminate the thread that runs it, even in a synchronous loop.
+ */
+class CallSignal {
+	aborted = false;
+	#listener: (() => void) | undefined;
+
+	once(_event: "abort", listener: () => void): void {
+		this.#listener = listener;
+	}
+
+	off(_event: "abort", _listener: () => void): void {
+		this.#listener = undefined;
+	}
+
+	removeListener(_event: "abort", _listener: () => void): void {
+		this.#listener = undefined;
+	}
+
+	abort(): void {
+		if (!this.aborted) {
+			this.aborted = true;
+			const listener = this.#listener;
+			this.#listener = undefined;
+			listener?.();
+		}
 	}
 }
 
@@ -248,6 +341,9 @@ interface AutoCall {
 	external(): number;
 }
 
+/** How old, in ms, a reading of the process's RSS may be to serve as a new baseline. */
+const RSS_REUSE_MS = 20;
+
 /** Slack for the memory of the threads themselves, per running auto call. */
 const THREAD_SLACK_BYTES = 24 * MiB;
 
@@ -263,6 +359,8 @@ class AutoWatch {
 	readonly #calls = new Set<AutoCall>();
 	#baseline = 0;
 	#budget = 0;
+	#rss = 0;
+	#rssAt = Number.NEGATIVE_INFINITY;
 
 	constructor(watchdog: Watchdog) {
 		this.#watchdog = watchdog;
@@ -270,7 +368,8 @@ class AutoWatch {
 
 	add(call: AutoCall): void {
 		if (this.#calls.size === 0) {
-			this.#baseline = process.memoryUsage.rss();
+			// Reading RSS costs a system call: a reading taken in the last moments serves.
+			this.#baseline = performance.now() - this.#rssAt <= RSS_REUSE_MS ? this.#rss : this.#readRss();
 			this.#watchdog.add(this);
 		}
 		this.#calls.add(call);
@@ -286,8 +385,14 @@ class AutoWatch {
 		}
 	}
 
+	#readRss(): number {
+		this.#rss = process.memoryUsage.rss();
+		this.#rssAt = performance.now();
+		return this.#rss;
+	}
+
 	check(): void {
-		const growth = process.memoryUsage.rss() - this.#baseline;
+		const growth = this.#readRss() - this.#baseline;
 		if (growth <= this.#budget) {
 			return;
 		}

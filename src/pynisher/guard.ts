@@ -22,6 +22,7 @@ export class Guard implements Watched {
 	readonly #onLimit: (error: LimitExceededError) => void;
 	#wallTimer: NodeJS.Timeout | undefined;
 	#startedAt = 0;
+	#source: (() => number | undefined) | undefined;
 	#cpuMs = -1;
 	#peakRss = 0;
 	#fired: LimitExceededError | undefined;
@@ -50,9 +51,13 @@ export class Guard implements Watched {
 		return this.#peakRss;
 	}
 
-	/** Starts watching; wall time counts from now. */
-	start(watchRss: boolean): void {
+	/**
+	 * Starts watching. Wall time counts from now, or, with `startedAt`, from the moment it gives
+	 * (in `performance.now()` time; `undefined` while the call has not started where it runs).
+	 */
+	start(watchRss: boolean, startedAt?: () => number | undefined): void {
 		this.#startedAt = performance.now();
+		this.#source = startedAt;
 		const { wallMs, cpuMs } = this.#limits;
 		if (wallMs !== undefined) {
 			this.#armWall(wallMs, wallMs);
@@ -63,9 +68,20 @@ export class Guard implements Watched {
 		}
 	}
 
+	/** When the call started, in `performance.now()` time; `undefined` when it has not yet. */
+	#start(): number | undefined {
+		return this.#source === undefined ? this.#startedAt : this.#source();
+	}
+
 	#armWall(limit: number, delay: number): void {
 		this.#wallTimer = setTimeout(() => {
-			const elapsed = performance.now() - this.#startedAt;
+			const start = this.#start();
+			if (start === undefined) {
+				// Not started where it runs (a thread still starting): it has its whole limit still.
+				this.#armWall(limit, limit);
+				return;
+			}
+			const elapsed = performance.now() - start;
 			// Timers round to whole milliseconds and may fire a fraction early.
 			if (elapsed < limit) {
 				this.#armWall(limit, Math.max(1, Math.ceil(limit - elapsed)));
@@ -76,9 +92,10 @@ export class Guard implements Watched {
 		this.#wallTimer.unref();
 	}
 
-	/** Milliseconds since `start`. */
+	/** Milliseconds since the call started (0 before it has). */
 	elapsed(): number {
-		return this.#startedAt === 0 ? 0 : performance.now() - this.#startedAt;
+		const start = this.#startedAt === 0 ? undefined : this.#start();
+		return start === undefined ? 0 : performance.now() - start;
 	}
 
 	check(): void {
