@@ -89,6 +89,10 @@ export class ThreadExecutor implements Executor {
 				idleTimeout: cap === undefined ? 60_000 : 5_000,
 				// Run and wait time histograms cost every call; byop measures its calls itself.
 				recordTiming: false,
+				// An idle thread waits with Atomics.waitAsync and so runs its event loop: what a
+				// finished call left behind (a timer, a rejected promise) runs, or fails, between
+				// calls instead of inside the next call. It is also faster here than "sync".
+				atomics: "async",
 				workerData,
 				...(cap === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: cap.old, maxYoungGenerationSizeMb: cap.young } }),
 			});
