@@ -6,25 +6,39 @@ import { pathToFileURL } from "node:url";
  * register: Node runs `--import` preloads in forked processes, but not in worker threads.
  */
 export function threadLoaders(): string[] {
+	return splitLoaders(process.execArgv).loaders;
+}
+
+/**
+ * Splits Node flags into tsx's loader (as URLs of its registration API) and the other flags. A
+ * forked process started without the loader starts in a fraction of the time, and registers
+ * it only when it loads a TypeScript module.
+ */
+export function splitLoaders(argv: readonly string[]): { readonly rest: string[]; readonly loaders: string[] } {
+	const rest: string[] = [];
 	const loaders: string[] = [];
-	const argv = process.execArgv;
 	for (let i = 0; i < argv.length; i++) {
 		const flag = argv[i]!;
-		const [name, inline] = flag.includes("=") ? [flag.slice(0, flag.indexOf("=")), flag.slice(flag.indexOf("=") + 1)] : [flag, undefined];
-		if (name !== "--import" && name !== "--loader" && name !== "--experimental-loader") {
-			continue;
+		const equals = flag.indexOf("=");
+		const name = equals < 0 ? flag : flag.slice(0, equals);
+		if (name === "--import" || name === "--loader" || name === "--experimental-loader") {
+			const value = equals < 0 ? argv[i + 1] : flag.slice(equals + 1);
+			const tsx = value === undefined ? undefined : tsxApi(value);
+			if (tsx !== undefined) {
+				loaders.push(tsx);
+				if (equals < 0) {
+					i++;
+				}
+				continue;
+			}
 		}
-		const value = inline ?? argv[++i];
-		if (value === undefined) {
-			continue;
-		}
-		const tsx = tsxApi(value);
-		if (tsx !== undefined) {
-			loaders.push(tsx);
-		}
+		rest.push(flag);
 	}
-	return [...new Set(loaders)];
+	return { rest, loaders: [...new Set(loaders)] };
 }
+
+/** Whether a module needs a TypeScript loader. */
+export const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/;
 
 /** The URL of tsx's ESM registration API for a `--import` value that loads tsx. */
 function tsxApi(value: string): string | undefined {
@@ -42,7 +56,7 @@ function tsxApi(value: string): string | undefined {
 	return undefined;
 }
 
-/** Registers the loaders in the calling worker thread. */
+/** Registers the loaders in the calling thread (a worker thread, or a pool process). */
 export async function registerLoaders(loaders: readonly string[]): Promise<void> {
 	for (const loader of loaders) {
 		const api = (await import(loader)) as { register?: () => unknown };

@@ -1,6 +1,6 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { registerLoaders, threadLoaders } from "../src/loaders.ts";
+import { registerLoaders, splitLoaders, threadLoaders } from "../src/loaders.ts";
 
 function withExecArgv<T>(argv: string[], fn: () => T): T {
 	const saved = [...process.execArgv];
@@ -35,6 +35,24 @@ describe("loader hooks for worker threads", () => {
 			[],
 		);
 		assert.deepEqual(withExecArgv(["--import"], threadLoaders), []);
+	});
+
+	it("splits tsx's loader out of the flags a pool process starts with, and keeps every other flag", () => {
+		const { rest, loaders } = splitLoaders([
+			"--require",
+			"/x/tsx/dist/preflight.cjs",
+			"--import",
+			"file:///x/node_modules/tsx/dist/loader.mjs",
+			"--import=tsx",
+			"--import",
+			"./other-hook.mjs",
+			"--max-old-space-size=100",
+			"--import",
+		]);
+		assert.deepEqual(rest, ["--require", "/x/tsx/dist/preflight.cjs", "--import", "./other-hook.mjs", "--max-old-space-size=100", "--import"]);
+		assert.equal(loaders.length, 2);
+		assert.match(loaders[0]!, /\/x\/node_modules\/tsx\/dist\/esm\/api\/index\.mjs$/);
+		assert.match(loaders[1]!, /tsx\/dist\/esm\/api\/index\.mjs$/);
 	});
 
 	it("registers the hooks a list names, and does nothing for an empty list", async () => {

@@ -6,7 +6,7 @@ import { ControlView, currentTid, ThreadClock } from "../src/control.ts";
 import { HeapSampler, invoke } from "../src/invoke.ts";
 import type { AbortMessage, CallPayload, ThreadWorkerData } from "../src/protocol.ts";
 import { deserializeError, type SerializedError, serializeError } from "../src/serialize.ts";
-import { registerLoaders } from "../src/loaders.ts";
+import { registerLoaders, TYPESCRIPT_MODULE } from "../src/loaders.ts";
 
 const data = workerData as ThreadWorkerData;
 const control = new ControlView(data.control);
@@ -14,7 +14,6 @@ const tid = currentTid();
 const clock = new ThreadClock();
 const running = new Map<number, CallControl>();
 let loaded: Promise<void> | undefined;
-const TYPESCRIPT = /\.[cm]?tsx?$/;
 
 const channel = new BroadcastChannel(data.channel);
 channel.unref();
@@ -28,7 +27,7 @@ channel.onmessage = (event) => {
  * and what the call used in the call's control slot.
  */
 export default async function runCall(payload: CallPayload): Promise<unknown> {
-	if (loaded === undefined && data.loaders.length > 0 && TYPESCRIPT.test(payload.ref.module)) {
+	if (loaded === undefined && data.loaders.length > 0 && TYPESCRIPT_MODULE.test(payload.ref.module)) {
 		// Loader hooks (tsx) cost a worker about 150 ms: register them only when a module needs them.
 		loaded = registerLoaders(data.loaders);
 	}

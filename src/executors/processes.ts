@@ -10,6 +10,7 @@ import type { Watchdog } from "../pynisher/watchdog.ts";
 import type { CallPayload, CallReply } from "../protocol.ts";
 import { deserializeError, serializeError } from "../serialize.ts";
 import type { Execution, Executor, Limits } from "./executor.ts";
+import { splitLoaders } from "../loaders.ts";
 import { ProcReader } from "./proc.ts";
 import type { ChildMessage, ParentMessage } from "./process-protocol.ts";
 import { Stopper } from "./stop.ts";
@@ -17,6 +18,15 @@ import { Stopper } from "./stop.ts";
 const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 /** The file each pool process runs. */
 export const PROCESS_ENTRY = fileURLToPath(new URL(`../../workers/process${extension}`, import.meta.url));
+
+/**
+ * The flags a pool process starts with. When its entry is JavaScript, a TypeScript loader the
+ * parent runs under is left out and registered only when a call loads a TypeScript module: node
+ * starts in a fraction of the time without it.
+ */
+function childFlags(): { readonly rest: string[]; readonly loaders: string[] } {
+	return extension === ".js" ? splitLoaders(process.execArgv) : { rest: [...process.execArgv], loaders: [] };
+}
 
 const MiB = 1024 * 1024;
 /** A process whose resident memory grew past its start by more than this after a call is replaced. */
@@ -49,7 +59,8 @@ class PoolProcess {
 
 	constructor(heapCapMb: number) {
 		this.heapCapMb = heapCapMb;
-		const execArgv = process.execArgv.filter((flag) => !/^--max[-_]old[-_]space[-_]size/.test(flag));
+		const flags = childFlags();
+		const execArgv = flags.rest.filter((flag) => !/^--max[-_]old[-_]space[-_]size/.test(flag));
 		if (heapCapMb > 0) {
 			execArgv.push(`--max-old-space-size=${heapCapMb}`);
 		}
@@ -61,7 +72,7 @@ class PoolProcess {
 			// share this process's stdout, and when that is a socket (a node parent's "pipe"), a task's
 			// process.stdout.end() would shut it down for this process too (EPIPE on its next write).
 			stdio: ["ignore", "pipe", "pipe", "ipc"],
-			env: { ...process.env, NODE_OPTIONS: stripHeapFlag(process.env["NODE_OPTIONS"]), BYOP_PARENT_PID: String(process.pid) },
+			env: { ...process.env, NODE_OPTIONS: stripHeapFlag(process.env["NODE_OPTIONS"]), BYOP_PARENT_PID: String(process.pid), BYOP_LOADERS: flags.loaders.join("\n") },
 		});
 		// With stdio "pipe", both streams exist.
 		forward(this.child.stdout as Socket, process.stdout);
