@@ -118,12 +118,12 @@ describe("uncloneable results", () => {
 });
 
 describe("watchdog", () => {
-	it("ticks at the shortest interval asked for, and stops when nothing is watched", async () => {
+	it("checks each at its own interval, and stops when nothing is watched", async () => {
 		const watchdog = new Watchdog();
 		let slow = 0;
 		let fast = 0;
-		const a = { intervalMs: 50, check: () => slow++ };
-		const b = { intervalMs: 5, check: () => fast++ };
+		const a = { intervalMs: 50, check: () => void slow++ };
+		const b = { intervalMs: 5, check: () => void fast++ };
 		watchdog.add(a);
 		watchdog.add(b);
 		assert.equal(watchdog.size, 2);
@@ -131,8 +131,31 @@ describe("watchdog", () => {
 		watchdog.delete(b);
 		watchdog.delete(b);
 		assert.ok(fast >= 5, `fast ${fast}`);
+		assert.ok(slow >= 1 && slow <= 3, `slow ${slow}`);
 		assert.equal(watchdog.active, true);
 		watchdog.delete(a);
+		assert.equal(watchdog.active, false);
+	});
+
+	it("waits as long as a check says it can, never less than its interval nor more than a second", async () => {
+		const watchdog = new Watchdog();
+		let far = 0;
+		let eager = 0;
+		const distant = { intervalMs: 5, check: () => (far++, 300) };
+		const close = { intervalMs: 20, check: () => (eager++, 0) };
+		const forever = { intervalMs: 5, check: () => Number.POSITIVE_INFINITY };
+		watchdog.add(distant, 300);
+		watchdog.add(close);
+		watchdog.add(forever, Number.POSITIVE_INFINITY);
+		await new Promise((resolve) => setTimeout(resolve, 700));
+		const ticks = watchdog.ticks;
+		watchdog.delete(distant);
+		watchdog.delete(close);
+		assert.ok(far >= 1 && far <= 2, `checked ${far} times in 700 ms at a 300 ms wait`);
+		assert.ok(eager >= 15 && eager <= 36, `checked ${eager} times in 700 ms at its 20 ms interval`);
+		assert.ok(ticks <= 40, `${ticks} ticks`);
+		assert.equal(watchdog.active, true, "what waits forever is still checked, once a second");
+		watchdog.delete(forever);
 		assert.equal(watchdog.active, false);
 	});
 });

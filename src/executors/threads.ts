@@ -8,7 +8,7 @@ import { CancelledError, DataCloneError, WorkerCrashedError } from "../errors.ts
 import type { Outcome, Usage } from "../future.ts";
 import { LimitExceededError, MemoryLimitError } from "../pynisher/errors.ts";
 import { Guard, type Probe } from "../pynisher/guard.ts";
-import type { Watchdog } from "../pynisher/watchdog.ts";
+import { MEMORY_GROWTH_BYTES_PER_MS, type Watchdog } from "../pynisher/watchdog.ts";
 import type { AbortMessage, CallPayload, ThreadWorkerData } from "../protocol.ts";
 import { deserializeError, type SerializedError, serializeError } from "../serialize.ts";
 import { EscalationSignal, type Execution, type Executor, type Limits } from "./executor.ts";
@@ -395,10 +395,10 @@ class AutoWatch {
 		return this.#rss;
 	}
 
-	check(): void {
+	check(): number {
 		const growth = this.#readRss() - this.#baseline;
 		if (growth <= this.#budget) {
-			return;
+			return (this.#budget - growth) / MEMORY_GROWTH_BYTES_PER_MS;
 		}
 		// The calls whose threads report more memory outside the heap than their limit are the
 		// cause; when none has reported (a synchronous call cannot), all of them move.
@@ -407,5 +407,6 @@ class AutoWatch {
 			this.delete(call);
 			call.stopper.stop(new EscalationSignal(`Memory outside the heap passed the limit (process grew by ${Math.round(growth / MiB)} MB)`), true);
 		}
+		return this.intervalMs;
 	}
 }

@@ -1,6 +1,6 @@
 import type { Limits } from "../executors/executor.ts";
 import { CpuTimeLimitError, type LimitExceededError, MemoryLimitError, WallTimeLimitError } from "./errors.ts";
-import type { Watchdog, Watched } from "./watchdog.ts";
+import { MAX_CHECK_MS, MEMORY_GROWTH_BYTES_PER_MS, type Watchdog, type Watched } from "./watchdog.ts";
 
 /** Reads what a running call uses, from outside the thread or process that runs it. */
 export interface Probe {
@@ -64,7 +64,9 @@ export class Guard implements Watched {
 		}
 		if (cpuMs !== undefined || (watchRss && this.#probe.rssBytes !== undefined)) {
 			this.#watching = true;
-			this.#watchdog.add(this);
+			// A call far from its memory limit needs no look before its CPU time could reach its limit.
+			const memoryWatched = watchRss && this.#probe.rssBytes !== undefined && this.#limits.memoryBytes !== undefined;
+			this.#watchdog.add(this, memoryWatched || cpuMs === undefined ? this.intervalMs : cpuMs);
 		}
 	}
 
@@ -98,26 +100,40 @@ export class Guard implements Watched {
 		return start === undefined ? 0 : performance.now() - start;
 	}
 
-	check(): void {
+	/** Reads the call's CPU time and memory; returns how long the next check can wait (see `Watchdog`). */
+	check(): number {
 		if (this.#fired !== undefined) {
-			return;
+			return MAX_CHECK_MS;
 		}
 		const { cpuMs, memoryBytes } = this.#limits;
+		let wait = MAX_CHECK_MS;
 		const cpu = this.#probe.cpuMs();
 		if (cpu >= 0) {
 			this.#cpuMs = cpu;
 			if (cpuMs !== undefined && cpu >= cpuMs) {
 				this.#fire(new CpuTimeLimitError(cpuMs, cpu));
-				return;
+				return MAX_CHECK_MS;
 			}
+			// A thread's CPU time grows at most as fast as wall time.
+			if (cpuMs !== undefined) {
+				wait = Math.min(wait, cpuMs - cpu);
+			}
+		} else if (cpuMs !== undefined) {
+			// Not started yet, or not readable now: look again soon.
+			wait = this.intervalMs;
 		}
 		if (this.#probe.rssBytes !== undefined) {
 			const rss = this.#probe.rssBytes();
 			this.#peakRss = Math.max(this.#peakRss, rss);
 			if (memoryBytes !== undefined && rss > memoryBytes) {
 				this.#fire(new MemoryLimitError(memoryBytes, rss, "rss"));
+				return MAX_CHECK_MS;
+			}
+			if (memoryBytes !== undefined) {
+				wait = Math.min(wait, rss < 0 ? this.intervalMs : (memoryBytes - rss) / MEMORY_GROWTH_BYTES_PER_MS);
 			}
 		}
+		return wait;
 	}
 
 	#fire(error: LimitExceededError): void {

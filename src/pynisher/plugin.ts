@@ -23,7 +23,11 @@ export interface PynisherOptions {
 	readonly memoryKind?: MemoryKind;
 	/** How long a call that is being stopped gets to end on its own after its signal aborts. @default 0 */
 	readonly gracePeriod?: Duration | 0;
-	/** How often CPU time and memory are sampled. @default "10ms" */
+	/**
+	 * The shortest time between two samples of a call's CPU time and memory. A call far from its
+	 * limits is sampled less often (at least once a second): CPU time cannot grow faster than wall
+	 * time, and memory is taken to grow at most 4 GB/s. @default "10ms"
+	 */
 	readonly sampleInterval?: Duration;
 	/** Whether `"auto"` calls may move to a process; `false` makes `"auto"` behave as `"heap"`. @default true */
 	readonly escalate?: boolean;
