@@ -1,7 +1,6 @@
 // Sections 1, 2 and 5: what byop's scheduler, tasks and events cost per call, compared with the
 // bare pools, and how that holds as the queue grows.
-import { Task } from "../../src/index.ts";
-import { PynisherPlugin } from "../../src/pynisher/index.ts";
+import { PynisherPlugin, Task } from "./byop.ts";
 import { alternate, burst, Completions, delay, gc, job, open, type Session, summarize, threads, withTimeout } from "./harness.ts";
 import { type Peer, type PeerName, peerBurst, startPeer } from "./peers.ts";
 import type { Row } from "./report.ts";

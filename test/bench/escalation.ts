@@ -2,8 +2,7 @@
 // process, for a cold fork, and for an "auto" call that escalates from a thread to a process.
 import { fork } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { type Future, Task } from "../../src/index.ts";
-import { MemoryLimitError, PynisherPlugin } from "../../src/pynisher/index.ts";
+import { type Future, MemoryLimitError, PynisherPlugin, Task } from "./byop.ts";
 import type { Plan } from "./dispatch.ts";
 import { alternate, job, open, processes, summarize, threads, withTimeout } from "./harness.ts";
 import type { Row } from "./report.ts";

@@ -3,7 +3,7 @@
 import { openSync, readSync } from "node:fs";
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { type Future, type Plugin, Scheduler, Task } from "../../src/index.ts";
+import { type Future, type Plugin, Scheduler, Task } from "./byop.ts";
 
 /** The median, spread and size of a set of measurements. */
 export interface Summary {
@@ -100,7 +100,7 @@ export function gc(): void {
 
 /** The bench's job module, for byop. */
 export function job(name: string): { module: URL; name: string } {
-	return { module: new URL("./jobs.ts", import.meta.url), name };
+	return { module: new URL("./jobs.mjs", import.meta.url), name };
 }
 
 /** A byop run that stays open (`endOnEmpty: false`) until `close()`. */

@@ -1,6 +1,5 @@
 // Section 6: what watching limits costs the main process while the limited tasks do nothing.
-import { Task } from "../../src/index.ts";
-import { PynisherPlugin } from "../../src/pynisher/index.ts";
+import { PynisherPlugin, Task } from "./byop.ts";
 import type { Plan } from "./dispatch.ts";
 import { delay, job, open, processCpuMs, processes, type Session, summarize, threadCpuMs, threads } from "./harness.ts";
 import type { Row } from "./report.ts";

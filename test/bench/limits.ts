@@ -1,6 +1,5 @@
 // Section 3: how far past each limit a task gets before it is stopped.
-import { type Future, Task } from "../../src/index.ts";
-import { CpuTimeLimitError, LimitExceededError, MemoryLimitError, PynisherPlugin, type PynisherOptions, WallTimeLimitError } from "../../src/pynisher/index.ts";
+import { CpuTimeLimitError, type Future, LimitExceededError, MemoryLimitError, type PynisherOptions, PynisherPlugin, Task, WallTimeLimitError } from "./byop.ts";
 import type { Plan } from "./dispatch.ts";
 import { delay, job, open, processes, type Session, StartProbe, summarize, threads, withTimeout } from "./harness.ts";
 import type { Row } from "./report.ts";

@@ -1,0 +1,23 @@
+// The benchmark measures byop as it ships: the JavaScript that `npm run build` writes to dist/
+// (`npm run bench` builds it first), not the sources run through tsx. The types are the
+// sources', which dist/ is built from.
+import type * as Index from "../../src/index.ts";
+import type * as Pynisher from "../../src/pynisher/index.ts";
+
+const dist = new URL("../../dist/src/", import.meta.url);
+const index = (await import(new URL("index.js", dist).href)) as typeof Index;
+const pynisher = (await import(new URL("pynisher/index.js", dist).href)) as typeof Pynisher;
+
+export const { Scheduler, Task } = index;
+export type Scheduler = Index.Scheduler;
+export type Task<Args extends unknown[] = unknown[], R = unknown> = Index.Task<Args, R>;
+export type Future<R = unknown> = Index.Future<R>;
+export type Plugin = Index.Plugin;
+
+export const { CpuTimeLimitError, LimitExceededError, MemoryLimitError, PynisherPlugin, WallTimeLimitError } = pynisher;
+export type CpuTimeLimitError = Pynisher.CpuTimeLimitError;
+export type LimitExceededError = Pynisher.LimitExceededError;
+export type MemoryLimitError = Pynisher.MemoryLimitError;
+export type PynisherPlugin = Pynisher.PynisherPlugin;
+export type PynisherOptions = Pynisher.PynisherOptions;
+export type WallTimeLimitError = Pynisher.WallTimeLimitError;
