@@ -21,6 +21,17 @@ export function splitLoaders(argv: readonly string[]): { readonly rest: string[]
 		const flag = argv[i]!;
 		const equals = flag.indexOf("=");
 		const name = equals < 0 ? flag : flag.slice(0, equals);
+		if (name === "--require" || name === "-r") {
+			// tsx's preflight: its require hooks for TypeScript, and a signal relay to the tsx CLI.
+			const value = equals < 0 ? argv[i + 1] : flag.slice(equals + 1);
+			if (value !== undefined && /[\\/]tsx[\\/]dist[\\/]preflight\.cjs$/.test(value)) {
+				loaders.push(new URL("./cjs/api/index.mjs", pathToFileURL(value)).href);
+				if (equals < 0) {
+					i++;
+				}
+				continue;
+			}
+		}
 		if (name === "--import" || name === "--loader" || name === "--experimental-loader") {
 			const value = equals < 0 ? argv[i + 1] : flag.slice(equals + 1);
 			const tsx = value === undefined ? undefined : tsxApi(value);
