@@ -52,7 +52,7 @@ const SERIAL = "2. One call in flight";
 const SCALE = "5. Scale: no-op calls queued at once";
 
 const DISPATCH_WHY =
-	"The main thread is the bottleneck (about 65 % busy, the 2 workers 80 % idle waiting for it), and per call it does much more than piscina. `Dispatcher.submit` makes an `AbortController` and `ThreadExecutor.execute` a second one, with a `Stopper`, a probe and five closures, whatever the call's limits; that signal is handed to `piscina.run()`, which makes every task abortable: bare piscina given an `AbortSignal` per call takes 40–50 % longer for the same burst (`createAbortSignal`, `EventTarget` listeners and piscina's abort bookkeeping are 8–10 % of the main thread's profile). A result then goes through several promise hops (the `await` in `ThreadExecutor.execute`, then the one in `Dispatcher.#execute`, each an async function's return) before `#pump` posts the next call. In the worker, each call reads `/proc/thread-self/schedstat` twice (5 % of the worker's time), makes an `AbortController`, samples the heap twice and runs in an `AsyncLocalStorage` context.";
+	"Per call the main thread now spends about what bare piscina spends (about 20–27 µs of CPU per call against 18–28 µs in the same runs, most of it piscina's own `postTask`: the message and the wake-up of the worker). What is left is latency: with one call per thread at a time, throughput is 2 ÷ the round trip, and byop's round trip is longer by its worker's work per call (about 8 µs of CPU against about 4 µs for piscina's worker: a `schedstat` read when calls are not back to back, two heap samples, the call's context) and by a few µs between a result and the next post (the result's way through `ThreadExecutor` and `Dispatcher`). Raising it further would take several calls per message to a thread, which changes when a short call's result is seen; not done.";
 
 export async function dispatchSection(plan: Plan): Promise<Row[]> {
 	const contenders: readonly Contender[] = ["byop", "piscina", "byop+pynisher", "tinypool", "workerpool"];
@@ -106,7 +106,7 @@ export async function dispatchSection(plan: Plan): Promise<Row[]> {
 			reference: `${perSecond("byop+pynisher")}`,
 			target: { stat: "median", op: ">=", value: 0.8 },
 			whyMissed:
-				"Everything under the row above, and per limited call, in the main thread's profile: `openSync` + `closeSync` of `/proc/self/task/<tid>/schedstat` (6 %), the CPU reads (3 %), the start notice through `Atomics.waitAsync` (2.4 %), `AutoWatch.add` reading the process's RSS as a new baseline (1.8 %) and `processHeapFlag()` parsing `execArgv` and `NODE_OPTIONS` again (0.6 %).",
+				"Everything under the row above, and per limited call its `Guard` (a wall timer set and cleared), a `Stopper`, the watchdog's and the `AutoWatch`'s bookkeeping, and the pool with the 512 MB heap cap, whose threads start at the first limited call.",
 			chart: { group: "ratio", label: "byop + limits, 20k burst" },
 		},
 		{
@@ -144,7 +144,7 @@ export async function dispatchSection(plan: Plan): Promise<Row[]> {
 }
 
 const SERIAL_WHY =
-	"A lone call pays the whole round trip, so all of the per-call work listed for the burst shows here, on both sides of the thread boundary and without overlap: the abortable piscina task, the per-call `Stopper` and closures, the promise hops between a result and the next post, and in the worker the two `schedstat` reads, two heap samples, an `AbortController` and the `AsyncLocalStorage` context.";
+	"A lone call pays the whole round trip, with nothing to overlap it. Most of the gap is waking an idle thread: byop's pools run with piscina's `atomics: \"async\"`, so that an idle thread waits with `Atomics.waitAsync` and runs its event loop (what a finished call left behind then runs between calls, not inside the next one; see docs/reliability.md), and such a thread wakes through its event loop. Bare piscina with `atomics: \"async\"` takes 73–85 µs per awaited call here, against 43–72 µs with its default `\"sync\"`. The rest is the per-call work of the burst rows.";
 
 /** Section 2: `await task.submit()` one call at a time, against `await piscina.run()`. */
 export async function serialSection(plan: Plan): Promise<Row[]> {
@@ -281,7 +281,7 @@ export async function scaleSection(plan: Plan): Promise<Row[]> {
 				digits: 2,
 				target: { stat: "median", op: "<=", value: 1 },
 				whyMissed:
-					"Measured one kind at a time, a queued call holds: its `Future`, 584 B (a promise, its two resolver closures and the derived promise of `.catch(() => {})`, made for every future whether it is awaited or not); the dispatcher's `Entry` and the closures `Scheduler._submit` makes for it (`onStart`, `onOutcome`, the ticket's `cancel`, the `_bind` canceller); the `Call` and its `args`; and an entry in the scheduler's `#tickets` map and in the task's `#running` set (about 90 B each).",
+					"A queued call holds its `Future` (its promise is made only when it is awaited), the dispatcher's `Entry` (also its ticket) with a `Cancellation`, the `Call` and its `args`, and an entry in the task's `#running` set.",
 			});
 		}
 		return rows;
