@@ -3,6 +3,8 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { CancelledError, currentCall, defineEvent, taskSignal } from "../src/index.ts";
+import { CallControl } from "../src/context.ts";
+import { ControlView, cpuMs, createControl, ENDED_OK, ENDED_THROWN, IDLE, RUNNING, ThreadClock } from "../src/control.ts";
 import { Emitter } from "../src/events.ts";
 import { heapCapMb } from "../src/executors/threads.ts";
 import { findUncloneable } from "../src/invoke.ts";
@@ -180,5 +182,72 @@ describe("call context", () => {
 	it("is empty outside a task", () => {
 		assert.equal(currentCall(), undefined);
 		assert.equal(taskSignal().aborted, false);
+	});
+});
+
+describe("shared call slots and thread clocks", () => {
+	it("a slot carries a call's start, its end and what it used, from worker to main side", () => {
+		const control = new ControlView(createControl(2));
+		control.reset(1);
+		assert.equal(control.state(1), IDLE);
+		assert.equal(control.startedAt(1), undefined, "not started yet");
+		const before = performance.now();
+		control.markStarted(1, 4242, 123_456_789);
+		assert.equal(control.state(1), RUNNING);
+		assert.equal(control.tid(1), 4242);
+		assert.equal(control.cpuBaseline(1), 123_456_789);
+		const startedAt = control.startedAt(1)!;
+		assert.ok(startedAt >= before - 1 && startedAt <= performance.now() + 1, `started at ${startedAt}`);
+		assert.equal(control.ended(1), 0);
+		control.setMemory(1, 5_000_000, 1_000_000);
+		assert.equal(control.externalMemory(1), 1_000_000);
+		control.finish(1, false, 12.5, 3.25, 6_000_000);
+		assert.equal(control.ended(1), ENDED_THROWN);
+		assert.deepEqual(control.usage(1), { wallMs: 12.5, cpuMs: 3.25, peakMemoryBytes: 6_000_000, where: "thread" });
+		assert.equal(control.state(0), IDLE, "the other slot is untouched");
+		control.reset(1);
+		assert.equal(control.ended(1), 0);
+		assert.equal(control.peakMemory(1), 0);
+		control.markStarted(1, 1, 0);
+		control.finish(1, true, 1, 1, 1);
+		assert.equal(control.ended(1), ENDED_OK);
+	});
+
+	it("reads a thread's CPU time, reusing a reading only within its resolution", () => {
+		const clock = new ThreadClock();
+		const start = clock.start();
+		assert.ok(start > 0, "schedstat is readable here");
+		assert.equal(clock.start(), start, "a start right after a reading takes that reading");
+		const wallStart = performance.now();
+		while (performance.now() - wallStart < 20) {
+			// Spins for 20 ms of wall time, nearly all of it on the CPU.
+		}
+		const wall = performance.now() - wallStart;
+		const spent = clock.spent(start, wall);
+		assert.ok(spent > 5 && spent <= wall + 1, `spent ${spent} ms of CPU in ${wall} ms`);
+		assert.notEqual(clock.start(), start, "a later start reads again");
+		assert.equal(clock.spent(start, 0.01), 0.01, "a call shorter than the resolution reports its wall time");
+		assert.equal(clock.spent(-1, 0.01), cpuMs(-1, clock.read()), "without a start, nothing is estimated");
+		assert.equal(cpuMs(-1, 5), -1);
+		assert.equal(cpuMs(1e6, 3e6), 2);
+		clock.close();
+		assert.ok(clock.read() > start, "reads again after close");
+		clock.close();
+	});
+
+	it("a call's context makes its abort signal only when asked, aborted with the first reason", () => {
+		const early = new CallControl(7);
+		early.abort(new CancelledError("first"));
+		early.abort(new CancelledError("second"));
+		assert.equal(early.id, 7);
+		assert.equal(early.signal.aborted, true);
+		assert.equal((early.signal.reason as Error).message, "first");
+		const late = new CallControl(8);
+		const signal = late.signal;
+		assert.equal(signal.aborted, false);
+		assert.equal(late.signal, signal, "one signal per call");
+		late.abort("stop");
+		assert.equal(signal.aborted, true);
+		assert.equal(signal.reason, "stop");
 	});
 });
