@@ -189,6 +189,20 @@ describe("limits on threads", () => {
 		assert.equal(scheduler._dispatcher.watchdog.active, false, "the watchdog stops when nothing is limited");
 	});
 
+	it("a CPU limit holds while the other thread is replaced many times (each stopped call ends its thread)", async () => {
+		// Regression: the main thread keeps a schedstat descriptor per thread; once many threads had
+		// come and gone, it closed descriptors still read by running calls, and a running call was
+		// then measured on another thread, or not at all.
+		const scheduler = Scheduler.withThreads({ maxWorkers: 2 });
+		const long = scheduler.task(job("spin"), { plugins: [new PynisherPlugin({ cpuTimeLimit: "1500ms" })] });
+		const short = scheduler.task(job("spin"), { plugins: [new PynisherPlugin({ cpuTimeLimit: "20ms" })] });
+		const { futures } = await runAll(scheduler, () => [long.submit(6000), ...Array.from({ length: 14 }, () => short.submit(6000))]);
+		const outcomes = futures.map((future) => (future?.exception instanceof CpuTimeLimitError ? "cpu" : `${future?.state}: ${String(future?.exception ?? future?.result)}`));
+		assert.deepEqual(outcomes, Array.from({ length: 15 }, () => "cpu"));
+		const observed = (futures[0]?.exception as CpuTimeLimitError).observed;
+		assert.ok(observed >= 1500 && observed < 3000, `the long call was stopped at ${observed} ms of CPU`);
+	});
+
 	it("the watchdog runs only while limited calls run, and seldom while they are far from their limits", async () => {
 		const scheduler = Scheduler.withThreads({ maxWorkers: 2 });
 		const plugin = new PynisherPlugin({ cpuTimeLimit: "10s", sampleInterval: "5ms" });

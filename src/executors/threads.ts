@@ -250,7 +250,13 @@ export class ThreadExecutor implements Executor {
 		}
 		if (fd === undefined) {
 			if (this.#cpuFds.size >= 4 * this.#maxWorkers) {
-				this.#closeCpuFds();
+				// Only the descriptors of threads that have ended go: a running call reads its own.
+				for (const [id, cached] of this.#cpuFds) {
+					if (readSchedstat(cached) < 0) {
+						closeSync(cached);
+						this.#cpuFds.delete(id);
+					}
+				}
 			}
 			try {
 				fd = openSync(`/proc/self/task/${tid}/schedstat`, "r");
