@@ -47,5 +47,12 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 	const cpu = clock.spent(startCpu, wallMs);
 	const answer: unknown | SerializedError = result.ok ? result.value : serializeError(result.error);
 	control.finish(slot, result.ok, wallMs, cpu, sampler.stop());
+	// What the call printed reaches the main thread before its answer: a thread ended after the
+	// call (a limit, the end of the run) would lose output still buffered here.
+	for (const stream of [process.stdout, process.stderr]) {
+		if (stream.writableLength > 0) {
+			await new Promise<void>((resolve) => stream.write("", () => resolve()));
+		}
+	}
 	return answer;
 }
