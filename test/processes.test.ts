@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
-import { Scheduler, WorkerCrashedError } from "../src/index.ts";
+import { type Future, Scheduler, WorkerCrashedError } from "../src/index.ts";
 import { MemoryLimitError, PynisherPlugin, WallTimeLimitError } from "../src/pynisher/index.ts";
 import { alive, delay, job, runAll } from "./helpers.ts";
 
@@ -45,6 +45,33 @@ describe("process executor", () => {
 		// One process served all three: its pid is the same, so later calls were quick.
 		const warm = futures.slice(1).map((future) => future.usage?.wallMs ?? 1000);
 		assert.ok(Math.max(...warm) < 500, `warm calls took ${warm.join(", ")} ms`);
+	});
+
+	it("a process stopped by a limit gets its successor at once, before the next call asks for one", async () => {
+		const scheduler = Scheduler.withProcesses({ maxWorkers: 1 });
+		const spin = scheduler.task(job("spinForever"), { plugins: [new PynisherPlugin({ wallTimeLimit: "100ms" })] });
+		const echo = scheduler.task(job("default"));
+		let before: number[] = [];
+		let after: number[] = [];
+		let next: Future | undefined;
+		scheduler.on(Scheduler.STARTED, () => {
+			// The process warmed at the start of the run, which takes the spinning call.
+			before = scheduler._dispatcher.processes?.pids ?? [];
+			spin.on(spin.DONE, () => {
+				// The next call comes later: by then its process has been started.
+				scheduler.callLater("1s", () => {
+					after = scheduler._dispatcher.processes?.pids ?? [];
+					next = echo.submit("next");
+				});
+			});
+		});
+		const { futures } = await runAll(scheduler, () => [spin.submit()]);
+		assert.ok(futures[0]?.exception instanceof WallTimeLimitError, String(futures[0]?.exception));
+		assert.equal(after.length, 1, "a successor was running before the next call");
+		assert.equal(before.length, 1);
+		assert.notEqual(after[0], before[0], "the successor is a new process");
+		assert.equal(next?.result, "next");
+		assert.equal(next?.usage?.where, "process");
 	});
 
 	it("kills the task's whole process group: a spawned `sleep 60` does not outlive a wall limit", async () => {

@@ -49,6 +49,7 @@ class PoolProcess {
 	#reader: ProcReader | undefined;
 	#baseRss = 0;
 	#alive = true;
+	#started = false;
 	#fatal: Error | undefined;
 	/** Set when an error outside any call hit the process while it was idle: it takes no new call. */
 	#retiring = false;
@@ -87,6 +88,7 @@ class PoolProcess {
 			this.child.on("message", (message: ChildMessage) => {
 				if (message.type === "ready") {
 					clearTimeout(timer);
+					this.#started = true;
 					this.#reader = new ProcReader(message.pid);
 					this.#baseRss = this.#reader.rssBytes();
 					resolve();
@@ -123,6 +125,11 @@ class PoolProcess {
 
 	get alive(): boolean {
 		return this.#alive;
+	}
+
+	/** Whether it ever started (said it was ready). */
+	get started(): boolean {
+		return this.#started;
 	}
 
 	get pid(): number {
@@ -280,6 +287,11 @@ export class ProcessExecutor implements Executor {
 			const index = this.#idle.indexOf(proc);
 			if (index >= 0) {
 				this.#idle.splice(index, 1);
+			}
+			// A process that was stopped, crashed or retired gets a successor now, so that the next
+			// call finds one started. One that never started does not: it would fail again.
+			if (!this.#closed && proc.started && this.#all.size < this.#maxWorkers) {
+				this.#idle.push(this.#spawn(proc.heapCapMb));
 			}
 		});
 		return proc;
