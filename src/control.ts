@@ -23,7 +23,7 @@ export const ENDED_THROWN = 2;
 
 /**
  * The layout of one slot, shared by both sides. Int32 fields: 0 state, 1 OS thread id,
- * 3 how the call ended. Float64 fields: 2 CPU counter at start (ns),
+ * 2 the generation of the call that owns the slot, 3 how the call ended. Float64 fields: 2 CPU counter at start (ns),
  * 3 peak memory, 4 memory outside the heap, 5 wall time (ms), 6 CPU time (ms), 7 when the
  * call started (ms since the epoch, `performance.timeOrigin + performance.now()`).
  */
@@ -36,13 +36,21 @@ export class ControlView {
 		this.floats = new Float64Array(buffer);
 	}
 
-	/** Worker side: marks `slot` as running on the OS thread `tid`, with the thread's CPU counter at start. */
-	markStarted(slot: number, tid: number, cpuNs: number): void {
+	/**
+	 * Worker side: marks `slot` as running call `generation` on the OS thread `tid`, with the
+	 * thread's CPU counter at start. Returns `false`, and writes nothing, when the slot has moved
+	 * on to another call (this call was stopped before it started, and its thread is ending).
+	 */
+	markStarted(slot: number, generation: number, tid: number, cpuNs: number): boolean {
 		const base = slot * INTS;
+		if (Atomics.load(this.ints, base + 2) !== generation) {
+			return false;
+		}
 		this.ints[base + 1] = tid;
 		this.floats[slot * FLOATS + 2] = cpuNs;
 		this.floats[slot * FLOATS + 7] = performance.timeOrigin + performance.now();
 		Atomics.store(this.ints, base, RUNNING);
+		return true;
 	}
 
 	/** Main side: when the slot's call started, in this thread's `performance.now()` time; `undefined` before. */
@@ -63,7 +71,10 @@ export class ControlView {
 	 * Worker side: records how the call ended and what it used, before its answer (the value or
 	 * the error) is posted: the answer then carries nothing else.
 	 */
-	finish(slot: number, ok: boolean, wallMs: number, cpuMs: number, peak: number): void {
+	finish(slot: number, generation: number, ok: boolean, wallMs: number, cpuMs: number, peak: number): void {
+		if (Atomics.load(this.ints, slot * INTS + 2) !== generation) {
+			return;
+		}
 		const base = slot * FLOATS;
 		this.floats[base + 3] = peak;
 		this.floats[base + 5] = wallMs;
@@ -92,9 +103,10 @@ export class ControlView {
 		return this.floats[slot * FLOATS + 4] ?? 0;
 	}
 
-	/** Main side: clears `slot` before it is given to a new call. */
-	reset(slot: number): void {
+	/** Main side: clears `slot` before it is given to call `generation` (a number new for each call). */
+	reset(slot: number, generation: number): void {
 		const base = slot * INTS;
+		Atomics.store(this.ints, base + 2, generation);
 		this.ints[base + 1] = 0;
 		this.ints[base + 3] = 0;
 		this.floats[slot * FLOATS + 3] = 0;

@@ -8,6 +8,8 @@ export interface CallPayload {
 	readonly args: readonly unknown[];
 	/** The control slot of the call (threads only). */
 	readonly slot: number;
+	/** Which use of the slot this call is (threads only). */
+	readonly generation: number;
 }
 
 /** What a process answers for one call (a thread answers with the value or error alone; see `ControlView.finish`). */

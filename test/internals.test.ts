@@ -188,11 +188,13 @@ describe("call context", () => {
 describe("shared call slots and thread clocks", () => {
 	it("a slot carries a call's start, its end and what it used, from worker to main side", () => {
 		const control = new ControlView(createControl(2));
-		control.reset(1);
+		control.reset(1, 41);
 		assert.equal(control.state(1), IDLE);
 		assert.equal(control.startedAt(1), undefined, "not started yet");
 		const before = performance.now();
-		control.markStarted(1, 4242, 123_456_789);
+		assert.equal(control.markStarted(1, 40, 999, 1), false, "a call whose slot moved on neither starts nor writes");
+		assert.equal(control.state(1), IDLE);
+		assert.equal(control.markStarted(1, 41, 4242, 123_456_789), true);
 		assert.equal(control.state(1), RUNNING);
 		assert.equal(control.tid(1), 4242);
 		assert.equal(control.cpuBaseline(1), 123_456_789);
@@ -201,15 +203,17 @@ describe("shared call slots and thread clocks", () => {
 		assert.equal(control.ended(1), 0);
 		control.setMemory(1, 5_000_000, 1_000_000);
 		assert.equal(control.externalMemory(1), 1_000_000);
-		control.finish(1, false, 12.5, 3.25, 6_000_000);
+		control.finish(1, 40, true, 1, 1, 1);
+		assert.equal(control.ended(1), 0, "an old call's end is not recorded");
+		control.finish(1, 41, false, 12.5, 3.25, 6_000_000);
 		assert.equal(control.ended(1), ENDED_THROWN);
 		assert.deepEqual(control.usage(1), { wallMs: 12.5, cpuMs: 3.25, peakMemoryBytes: 6_000_000, where: "thread" });
 		assert.equal(control.state(0), IDLE, "the other slot is untouched");
-		control.reset(1);
+		control.reset(1, 42);
 		assert.equal(control.ended(1), 0);
 		assert.equal(control.peakMemory(1), 0);
-		control.markStarted(1, 1, 0);
-		control.finish(1, true, 1, 1, 1);
+		control.markStarted(1, 42, 1, 0);
+		control.finish(1, 42, true, 1, 1, 1);
 		assert.equal(control.ended(1), ENDED_OK);
 	});
 

@@ -24,7 +24,8 @@ channel.onmessage = (event) => {
 
 /**
  * Runs one call. It answers with the value, or the serialized error, and records which it was
- * and what the call used in the call's control slot.
+ * and what the call used in the call's control slot. A call whose slot has moved on (it was
+ * stopped before it started) does not run.
  */
 export default async function runCall(payload: CallPayload): Promise<unknown> {
 	if (loaded === undefined && data.loaders.length > 0 && TYPESCRIPT_MODULE.test(payload.ref.module)) {
@@ -36,7 +37,9 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 	}
 	const { slot } = payload;
 	const startCpu = clock.start();
-	control.markStarted(slot, tid, startCpu);
+	if (!control.markStarted(slot, payload.generation, tid, startCpu)) {
+		return undefined;
+	}
 	const started = performance.now();
 	const sampler = new HeapSampler((peak, external) => control.setMemory(slot, peak, external));
 	const context = new CallControl(payload.id);
@@ -46,7 +49,7 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 	const wallMs = performance.now() - started;
 	const cpu = clock.spent(startCpu, wallMs);
 	const answer: unknown | SerializedError = result.ok ? result.value : serializeError(result.error);
-	control.finish(slot, result.ok, wallMs, cpu, sampler.stop());
+	control.finish(slot, payload.generation, result.ok, wallMs, cpu, sampler.stop());
 	// What the call printed reaches the main thread before its answer: a thread ended after the
 	// call (a limit, the end of the run) would lose output still buffered here.
 	for (const stream of [process.stdout, process.stderr]) {

@@ -367,7 +367,7 @@ export class ProcessExecutor implements Executor {
 			}
 			cpuBase = proc.reader?.cpuNs() ?? 0;
 			sent = true;
-			const running = proc.run({ id: call.id, ref: call.ref, args: call.args, slot: -1 });
+			const running = proc.run({ id: call.id, ref: call.ref, args: call.args, slot: -1, generation: 0 });
 			guard?.start(true);
 			execution.started();
 			ended = await running;

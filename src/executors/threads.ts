@@ -51,6 +51,8 @@ export class ThreadExecutor implements Executor {
 	#channel: BroadcastChannel | undefined;
 	readonly #auto: AutoWatch;
 	readonly #cpuFds = new Map<number, number>();
+	/** Counts the calls given a slot: each call's records carry its number. */
+	#generation = 0;
 
 	constructor(maxWorkers: number, watchdog: Watchdog) {
 		this.#maxWorkers = maxWorkers;
@@ -112,16 +114,17 @@ export class ThreadExecutor implements Executor {
 		if (slot === undefined) {
 			throw new Error("byop: more calls dispatched to the thread pool than it has room for");
 		}
-		this.#control.reset(slot);
+		const generation = ++this.#generation;
+		this.#control.reset(slot, generation);
 		try {
-			return call.limits === undefined ? await this.#runPlain(execution, slot) : await this.#runLimited(execution, call.limits, slot);
+			return call.limits === undefined ? await this.#runPlain(execution, slot, generation) : await this.#runLimited(execution, call.limits, slot, generation);
 		} finally {
 			this.#freeSlots.push(slot);
 		}
 	}
 
 	/** A call without limits: nothing to watch, and only a cancellation can stop it. */
-	async #runPlain(execution: Execution, slot: number): Promise<Outcome> {
+	async #runPlain(execution: Execution, slot: number, generation: number): Promise<Outcome> {
 		const { call, cancellation } = execution;
 		const pool = this.#pool(0);
 		const signal = new CallSignal();
@@ -132,7 +135,7 @@ export class ThreadExecutor implements Executor {
 		});
 		// Unlimited calls need no start notice to be exact; mark them running now.
 		execution.started();
-		const payload: CallPayload = { id: call.id, ref: call.ref, args: call.args, slot };
+		const payload: CallPayload = { id: call.id, ref: call.ref, args: call.args, slot, generation };
 		let answer: unknown;
 		let answered = false;
 		let failure: unknown;
@@ -155,7 +158,7 @@ export class ThreadExecutor implements Executor {
 		return ended === ENDED_OK ? { kind: "result", value: answer, usage } : { kind: "exception", error: deserializeError(answer as SerializedError), usage };
 	}
 
-	async #runLimited(execution: Execution, limits: Limits, slot: number): Promise<Outcome> {
+	async #runLimited(execution: Execution, limits: Limits, slot: number, generation: number): Promise<Outcome> {
 		const { call, cancellation } = execution;
 		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
 		const pool = this.#pool(capBytes);
@@ -195,7 +198,7 @@ export class ThreadExecutor implements Executor {
 		if (auto !== undefined) {
 			this.#auto.add(auto);
 		}
-		const payload: CallPayload = { id: call.id, ref: call.ref, args: call.args, slot };
+		const payload: CallPayload = { id: call.id, ref: call.ref, args: call.args, slot, generation };
 		let answer: unknown;
 		let answered = false;
 		let failure: unknown;
