@@ -111,7 +111,8 @@ function pluginOf(limits: LimitSpec | undefined): PynisherPlugin | undefined {
 }
 
 function isLoaderFd(fd: string): boolean {
-	return /node_modules\/(tsx|esbuild)\//.test(fd);
+	// tsx's and esbuild's files, and the package.json files tsx reads to resolve TypeScript modules.
+	return /node_modules\/(tsx|esbuild)\//.test(fd) || /\/package\.json$/.test(fd);
 }
 
 interface Submitted {
