@@ -219,7 +219,7 @@ export function markdown(rows: readonly Row[], machine: Machine, methods: Method
 		"",
 		"What byop costs on top of a bare worker pool, and how closely it holds its limits. The figures below come from `npm run bench` (`test/bench/run.ts`), which writes this page and the chart beside it.",
 		"",
-		`Measured on ${machine.date}: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB, ${machine.platform}, Node ${machine.node}; piscina ${machine.versions["piscina"]}, tinypool ${machine.versions["tinypool"]}, workerpool ${machine.versions["workerpool"]}; byop runs from its TypeScript source under tsx ${machine.versions["tsx"]}. The whole run took ${Math.round(machine.durationS)} s; the 1-minute load average was ${machine.loadAtStart.toFixed(2)} when it started and ${machine.loadAtEnd.toFixed(2)} when it ended (the run itself keeps 2 to 3 threads busy; more than that is other work on the machine, which skews the figures).`,
+		`Measured on ${machine.date}: ${machine.cpu}, ${machine.cores} cores, ${machine.memoryGb} GB, ${machine.platform}, Node ${machine.node}; piscina ${machine.versions["piscina"]}, tinypool ${machine.versions["tinypool"]}, workerpool ${machine.versions["workerpool"]}; byop runs from its JavaScript build in dist/ (the benchmark itself runs under tsx ${machine.versions["tsx"]}). The whole run took ${Math.round(machine.durationS)} s; the 1-minute load average was ${machine.loadAtStart.toFixed(2)} when it started and ${machine.loadAtEnd.toFixed(2)} when it ended (the run itself keeps 2 to 3 threads busy; more than that is other work on the machine, which skews the figures).`,
 		"",
 		"![Throughput relative to piscina, and overshoot past each limit](benchmarks.svg)",
 		"",
