@@ -12,20 +12,20 @@ export const SLOT_BYTES = 64;
 const INTS = SLOT_BYTES / 4;
 const FLOATS = SLOT_BYTES / 8;
 
-/** The slot's call has not started yet. */
-export const IDLE = 0;
-/** The slot's call is running in a worker. */
-export const RUNNING = 1;
-
 /** How a call in a slot ended, as its worker recorded it. */
 export const ENDED_OK = 1;
 export const ENDED_THROWN = 2;
 
 /**
- * The layout of one slot, shared by both sides. Int32 fields: 0 state, 1 OS thread id,
- * 2 the generation of the call that owns the slot, 3 how the call ended. Float64 fields: 2 CPU counter at start (ns),
- * 3 peak memory, 4 memory outside the heap, 5 wall time (ms), 6 CPU time (ms), 7 when the
- * call started (ms since the epoch, `performance.timeOrigin + performance.now()`).
+ * The layout of one slot, shared by both sides. Int32 fields: 0 the state word, 1 OS thread id,
+ * 3 how the call ended. Float64 fields: 2 CPU counter at start (ns), 3 peak memory, 4 memory
+ * outside the heap, 5 wall time (ms), 6 CPU time (ms), 7 when the call started (ms since the
+ * epoch, `performance.timeOrigin + performance.now()`).
+ *
+ * Each call given a slot has a generation, a number new for each call. The state word is the
+ * generation while the call waits to start, 0 while its worker writes its start, and minus the
+ * generation while it runs; a worker claims the slot with a compare-and-swap, so a thread still
+ * ending after its call was stopped cannot take or mark a slot that has moved on.
  */
 export class ControlView {
 	readonly ints: Int32Array;
@@ -36,43 +36,60 @@ export class ControlView {
 		this.floats = new Float64Array(buffer);
 	}
 
+	/** Main side: clears `slot` and gives it to call `generation` (a positive 32-bit integer). */
+	reset(slot: number, generation: number): void {
+		const base = slot * INTS;
+		this.ints[base + 1] = 0;
+		this.ints[base + 3] = 0;
+		this.floats[slot * FLOATS + 3] = 0;
+		this.floats[slot * FLOATS + 4] = 0;
+		Atomics.store(this.ints, base, generation);
+	}
+
 	/**
 	 * Worker side: marks `slot` as running call `generation` on the OS thread `tid`, with the
-	 * thread's CPU counter at start. Returns `false`, and writes nothing, when the slot has moved
-	 * on to another call (this call was stopped before it started, and its thread is ending).
+	 * thread's CPU counter at start. Returns `false` when the slot has moved on to another call
+	 * (this call was stopped before it started): the call must not run.
 	 */
 	markStarted(slot: number, generation: number, tid: number, cpuNs: number): boolean {
 		const base = slot * INTS;
-		if (Atomics.load(this.ints, base + 2) !== generation) {
+		if (Atomics.compareExchange(this.ints, base, generation, 0) !== generation) {
 			return false;
 		}
 		this.ints[base + 1] = tid;
 		this.floats[slot * FLOATS + 2] = cpuNs;
 		this.floats[slot * FLOATS + 7] = performance.timeOrigin + performance.now();
-		Atomics.store(this.ints, base, RUNNING);
-		return true;
+		return Atomics.compareExchange(this.ints, base, 0, -generation) === 0;
 	}
 
-	/** Main side: when the slot's call started, in this thread's `performance.now()` time; `undefined` before. */
-	startedAt(slot: number): number | undefined {
-		if (Atomics.load(this.ints, slot * INTS) !== RUNNING) {
+	/** Whether call `generation` is running in `slot` (its worker has marked its start). */
+	running(slot: number, generation: number): boolean {
+		return Atomics.load(this.ints, slot * INTS) === -generation;
+	}
+
+	/** Main side: when call `generation` started, in this thread's `performance.now()` time; `undefined` before. */
+	startedAt(slot: number, generation: number): number | undefined {
+		if (!this.running(slot, generation)) {
 			return undefined;
 		}
 		return (this.floats[slot * FLOATS + 7] ?? 0) - performance.timeOrigin;
 	}
 
-	/** Worker side: the call's peak memory so far and its memory outside the heap now, in bytes. */
-	setMemory(slot: number, peak: number, external: number): void {
+	/** Worker side: call `generation`'s peak memory so far and its memory outside the heap now, in bytes. */
+	setMemory(slot: number, generation: number, peak: number, external: number): void {
+		if (!this.running(slot, generation)) {
+			return;
+		}
 		this.floats[slot * FLOATS + 3] = peak;
 		this.floats[slot * FLOATS + 4] = external;
 	}
 
 	/**
-	 * Worker side: records how the call ended and what it used, before its answer (the value or
-	 * the error) is posted: the answer then carries nothing else.
+	 * Worker side: records how call `generation` ended and what it used, before its answer (the
+	 * value or the error) is posted: the answer then carries nothing else.
 	 */
 	finish(slot: number, generation: number, ok: boolean, wallMs: number, cpuMs: number, peak: number): void {
-		if (Atomics.load(this.ints, slot * INTS + 2) !== generation) {
+		if (!this.running(slot, generation)) {
 			return;
 		}
 		const base = slot * FLOATS;
@@ -101,21 +118,6 @@ export class ControlView {
 	/** The last memory outside the heap a worker reported for `slot`. */
 	externalMemory(slot: number): number {
 		return this.floats[slot * FLOATS + 4] ?? 0;
-	}
-
-	/** Main side: clears `slot` before it is given to call `generation` (a number new for each call). */
-	reset(slot: number, generation: number): void {
-		const base = slot * INTS;
-		Atomics.store(this.ints, base + 2, generation);
-		this.ints[base + 1] = 0;
-		this.ints[base + 3] = 0;
-		this.floats[slot * FLOATS + 3] = 0;
-		this.floats[slot * FLOATS + 4] = 0;
-		Atomics.store(this.ints, base, IDLE);
-	}
-
-	state(slot: number): number {
-		return Atomics.load(this.ints, slot * INTS);
 	}
 
 	/** The OS thread id the slot's call runs on (0 before it starts). */

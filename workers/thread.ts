@@ -35,13 +35,13 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 	if (loaded !== undefined) {
 		await loaded;
 	}
-	const { slot } = payload;
+	const { slot, generation } = payload;
 	const startCpu = clock.start();
-	if (!control.markStarted(slot, payload.generation, tid, startCpu)) {
+	if (!control.markStarted(slot, generation, tid, startCpu)) {
 		return undefined;
 	}
 	const started = performance.now();
-	const sampler = new HeapSampler((peak, external) => control.setMemory(slot, peak, external));
+	const sampler = new HeapSampler((peak, external) => control.setMemory(slot, generation, peak, external));
 	const context = new CallControl(payload.id);
 	running.set(payload.id, context);
 	const result = await invoke(payload.ref, payload.args, context, sampler);
@@ -49,7 +49,7 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 	const wallMs = performance.now() - started;
 	const cpu = clock.spent(startCpu, wallMs);
 	const answer: unknown | SerializedError = result.ok ? result.value : serializeError(result.error);
-	control.finish(slot, payload.generation, result.ok, wallMs, cpu, sampler.stop());
+	control.finish(slot, generation, result.ok, wallMs, cpu, sampler.stop());
 	// What the call printed reaches the main thread before its answer: a thread ended after the
 	// call (a limit, the end of the run) would lose output still buffered here.
 	for (const stream of [process.stdout, process.stderr]) {

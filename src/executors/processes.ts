@@ -50,6 +50,7 @@ class PoolProcess {
 	#baseRss = 0;
 	#alive = true;
 	#started = false;
+	#served = false;
 	#fatal: Error | undefined;
 	/** Set when an error outside any call hit the process while it was idle: it takes no new call. */
 	#retiring = false;
@@ -127,9 +128,9 @@ class PoolProcess {
 		return this.#alive;
 	}
 
-	/** Whether it ever started (said it was ready). */
-	get started(): boolean {
-		return this.#started;
+	/** Whether it ever started (said it was ready) and was given a call. */
+	get served(): boolean {
+		return this.#started && this.#served;
 	}
 
 	get pid(): number {
@@ -161,6 +162,7 @@ class PoolProcess {
 
 	/** Sends a call and resolves with its reply, or with how the process ended. */
 	run(payload: CallPayload): Promise<Ended> {
+		this.#served = true;
 		this.busy();
 		return new Promise<Ended>((resolve) => {
 			if (!this.#alive) {
@@ -288,9 +290,11 @@ export class ProcessExecutor implements Executor {
 			if (index >= 0) {
 				this.#idle.splice(index, 1);
 			}
-			// A process that was stopped, crashed or retired gets a successor now, so that the next
-			// call finds one started. One that never started does not: it would fail again.
-			if (!this.#closed && proc.started && this.#all.size < this.#maxWorkers) {
+			// A process that served calls and was then stopped, crashed or retired gets a successor
+			// now, so that the next call finds one started. A process that ended before it was
+			// given a call gets none: whatever ended it may end the next one too, and a call that
+			// needs a process starts one anyway.
+			if (!this.#closed && proc.served && this.#all.size < this.#maxWorkers) {
 				this.#idle.push(this.#spawn(proc.heapCapMb));
 			}
 		});

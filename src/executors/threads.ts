@@ -3,12 +3,12 @@ import { BroadcastChannel } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
 import { Piscina } from "piscina";
 import { threadLoaders } from "../loaders.ts";
-import { ControlView, createControl, ENDED_OK, readSchedstat, RUNNING } from "../control.ts";
+import { ControlView, createControl, ENDED_OK, readSchedstat } from "../control.ts";
 import { CancelledError, DataCloneError, WorkerCrashedError } from "../errors.ts";
 import type { Outcome, Usage } from "../future.ts";
 import { LimitExceededError, MemoryLimitError } from "../pynisher/errors.ts";
 import { Guard, type Probe } from "../pynisher/guard.ts";
-import { MEMORY_GROWTH_BYTES_PER_MS, type Watchdog } from "../pynisher/watchdog.ts";
+import { CORES, MEMORY_GROWTH_BYTES_PER_MS, type Watchdog } from "../pynisher/watchdog.ts";
 import type { AbortMessage, CallPayload, ThreadWorkerData } from "../protocol.ts";
 import { deserializeError, type SerializedError, serializeError } from "../serialize.ts";
 import { EscalationSignal, type Execution, type Executor, type Limits } from "./executor.ts";
@@ -37,7 +37,7 @@ export function capsHeap(limits: Limits | undefined): limits is Limits & { memor
 /**
  * Runs calls on piscina worker-thread pools: one pool for calls without a heap cap, and one per
  * distinct heap cap. Wall and CPU limits abort the call, which terminates its thread; piscina
- * replaces it.
+ * starts a new one for the next call.
  */
 export class ThreadExecutor implements Executor {
 	readonly where = "thread" as const;
@@ -50,7 +50,6 @@ export class ThreadExecutor implements Executor {
 	readonly #channelName = `byop-threads-${process.pid}-${++channels}`;
 	#channel: BroadcastChannel | undefined;
 	readonly #auto: AutoWatch;
-	readonly #cpuFds = new Map<number, number>();
 	/** Counts the calls given a slot: each call's records carry its number. */
 	#generation = 0;
 
@@ -98,7 +97,7 @@ export class ThreadExecutor implements Executor {
 				workerData,
 				...(cap === undefined ? {} : { resourceLimits: { maxOldGenerationSizeMb: cap.old, maxYoungGenerationSizeMb: cap.young } }),
 			});
-			// A worker that dies between calls is replaced by piscina; nothing is lost.
+			// A worker that dies between calls is gone (piscina starts a new one for the next call); nothing is lost.
 			pool.on("error", () => {});
 			this.#pools.set(capBytes, pool);
 		}
@@ -114,7 +113,9 @@ export class ThreadExecutor implements Executor {
 		if (slot === undefined) {
 			throw new Error("byop: more calls dispatched to the thread pool than it has room for");
 		}
-		const generation = ++this.#generation;
+		// A positive 32-bit integer, as the slot stores it.
+		this.#generation = this.#generation >= 0x7fff_ffff ? 1 : this.#generation + 1;
+		const generation = this.#generation;
 		this.#control.reset(slot, generation);
 		try {
 			return call.limits === undefined ? await this.#runPlain(execution, slot, generation) : await this.#runLimited(execution, call.limits, slot, generation);
@@ -133,7 +134,8 @@ export class ThreadExecutor implements Executor {
 			stopped = reason;
 			signal.abort();
 		});
-		// Unlimited calls need no start notice to be exact; mark them running now.
+		// The call counts as running from here: it holds one of the pool's maxWorkers places (a
+		// thread may still have to start); limits count from the start the worker records.
 		execution.started();
 		const payload: CallPayload = { id: call.id, ref: call.ref, args: call.args, slot, generation };
 		let answer: unknown;
@@ -172,17 +174,20 @@ export class ThreadExecutor implements Executor {
 			},
 			() => signal.abort(),
 		);
-		// The call counts as running from here: its worker is free. Its limits count from the
-		// moment the worker starts it (after a thread start or a loader), read from its slot.
+		// The call counts as running from here: it holds one of the pool's maxWorkers places (a
+		// thread may still have to start); limits count from the start the worker records. Its
+		// thread's schedstat is opened at the first check, which a short call never reaches.
 		let cpuFd = -1;
 		const probe: Probe = {
 			cpuMs: () => {
 				if (cpuFd < 0) {
-					if (this.#control.state(slot) !== RUNNING) {
+					const tid = this.#control.running(slot, generation) ? this.#control.tid(slot) : 0;
+					if (tid <= 0) {
 						return -1;
 					}
-					cpuFd = this.#cpuFd(this.#control.tid(slot));
-					if (cpuFd < 0) {
+					try {
+						cpuFd = openSync(`/proc/self/task/${tid}/schedstat`, "r");
+					} catch {
 						return -1;
 					}
 				}
@@ -191,9 +196,9 @@ export class ThreadExecutor implements Executor {
 			},
 		};
 		const guard = new Guard(limits, probe, this.#watchdog, (error) => stopper.stop(error));
-		cancellation.listen((reason) => stopper.stop(reason, this.#control.state(slot) !== RUNNING));
+		cancellation.listen((reason) => stopper.stop(reason, !this.#control.running(slot, generation)));
 		execution.started();
-		guard.start(false, () => this.#control.startedAt(slot));
+		guard.start(false, () => this.#control.startedAt(slot, generation));
 		const auto = limits.memoryKind === "auto" && limits.escalate && capBytes > 0 ? { budget: capBytes, stopper, external: () => this.#control.externalMemory(slot) } : undefined;
 		if (auto !== undefined) {
 			this.#auto.add(auto);
@@ -215,6 +220,9 @@ export class ThreadExecutor implements Executor {
 		const cpuNow = ended === 0 ? probe.cpuMs() : -1;
 		guard.dispose();
 		stopper.dispose();
+		if (cpuFd >= 0) {
+			closeSync(cpuFd);
+		}
 		const usage = ended !== 0 ? this.#control.usage(slot) : this.#lostUsage(slot, guard, cpuNow >= 0 ? cpuNow : guard.cpuMs, capBytes, failure);
 		if (auto !== undefined) {
 			this.#auto.delete(auto);
@@ -239,45 +247,6 @@ export class ThreadExecutor implements Executor {
 		return { wallMs: guard?.elapsed() ?? 0, cpuMs, peakMemoryBytes: peak, where: "thread" };
 	}
 
-	/** A descriptor of `/proc/self/task/<tid>/schedstat`, kept open while the thread lives. */
-	#cpuFd(tid: number): number {
-		if (tid <= 0) {
-			return -1;
-		}
-		let fd = this.#cpuFds.get(tid);
-		// A thread id is reused once its thread has ended; the old descriptor then fails to read.
-		if (fd !== undefined && readSchedstat(fd) < 0) {
-			closeSync(fd);
-			this.#cpuFds.delete(tid);
-			fd = undefined;
-		}
-		if (fd === undefined) {
-			if (this.#cpuFds.size >= 4 * this.#maxWorkers) {
-				// Only the descriptors of threads that have ended go: a running call reads its own.
-				for (const [id, cached] of this.#cpuFds) {
-					if (readSchedstat(cached) < 0) {
-						closeSync(cached);
-						this.#cpuFds.delete(id);
-					}
-				}
-			}
-			try {
-				fd = openSync(`/proc/self/task/${tid}/schedstat`, "r");
-			} catch {
-				return -1;
-			}
-			this.#cpuFds.set(tid, fd);
-		}
-		return fd;
-	}
-
-	#closeCpuFds(): void {
-		for (const fd of this.#cpuFds.values()) {
-			closeSync(fd);
-		}
-		this.#cpuFds.clear();
-	}
-
 	#openChannel(): BroadcastChannel {
 		const channel = new BroadcastChannel(this.#channelName);
 		channel.unref();
@@ -289,7 +258,6 @@ export class ThreadExecutor implements Executor {
 		this.#pools.clear();
 		this.#channel?.close();
 		this.#channel = undefined;
-		this.#closeCpuFds();
 		await Promise.all(pools.map((pool) => pool.destroy()));
 	}
 }
@@ -394,6 +362,9 @@ class AutoWatch {
 			this.#budget -= call.budget + THREAD_SLACK_BYTES;
 			if (this.#calls.size === 0) {
 				this.#watchdog.delete(this);
+			} else {
+				// A smaller budget leaves less headroom than the last check counted on: look again soon.
+				this.#watchdog.add(this);
 			}
 		}
 	}
@@ -407,7 +378,8 @@ class AutoWatch {
 	check(): number {
 		const growth = this.#readRss() - this.#baseline;
 		if (growth <= this.#budget) {
-			return (this.#budget - growth) / MEMORY_GROWTH_BYTES_PER_MS;
+			// Each running call's thread can fill memory at the assumed rate.
+			return (this.#budget - growth) / (MEMORY_GROWTH_BYTES_PER_MS * Math.min(this.#calls.size, CORES));
 		}
 		// The calls whose threads report more memory outside the heap than their limit are the
 		// cause; when none has reported (a synchronous call cannot), all of them move.

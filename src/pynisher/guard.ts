@@ -1,6 +1,6 @@
 import type { Limits } from "../executors/executor.ts";
 import { CpuTimeLimitError, type LimitExceededError, MemoryLimitError, WallTimeLimitError } from "./errors.ts";
-import { MAX_CHECK_MS, MEMORY_GROWTH_BYTES_PER_MS, type Watchdog, type Watched } from "./watchdog.ts";
+import { CORES, MAX_CHECK_MS, MEMORY_GROWTH_BYTES_PER_MS, type Watchdog, type Watched } from "./watchdog.ts";
 
 /** Reads what a running call uses, from outside the thread or process that runs it. */
 export interface Probe {
@@ -130,7 +130,8 @@ export class Guard implements Watched {
 				return MAX_CHECK_MS;
 			}
 			if (memoryBytes !== undefined) {
-				wait = Math.min(wait, rss < 0 ? this.intervalMs : (memoryBytes - rss) / MEMORY_GROWTH_BYTES_PER_MS);
+				// A process and its children can fill memory on every core at once.
+				wait = Math.min(wait, rss < 0 ? this.intervalMs : (memoryBytes - rss) / (MEMORY_GROWTH_BYTES_PER_MS * CORES));
 			}
 		}
 		return wait;

@@ -26,7 +26,7 @@ export interface PynisherOptions {
 	/**
 	 * The shortest time between two samples of a call's CPU time and memory. A call far from its
 	 * limits is sampled less often (at least once a second): CPU time cannot grow faster than wall
-	 * time, and memory is taken to grow at most 4 GB/s. @default "10ms"
+	 * time, and memory is taken to grow at most 4 GB/s per thread. @default "10ms"
 	 */
 	readonly sampleInterval?: Duration;
 	/** Whether `"auto"` calls may move to a process; `false` makes `"auto"` behave as `"heap"`. @default true */

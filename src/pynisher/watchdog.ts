@@ -1,3 +1,5 @@
+import { availableParallelism } from "node:os";
+
 /** Something the watchdog checks. */
 export interface Watched {
 	/** The shortest time between two checks, in milliseconds. */
@@ -13,16 +15,20 @@ export interface Watched {
 export const MAX_CHECK_MS = 1_000;
 
 /**
- * The fastest the resident memory of a call is taken to grow, in bytes per millisecond (4 GB/s;
- * filling fresh pages runs at about 1.2 GB/s on the machine the benchmarks ran on). A check that
- * finds a call far below its memory limit waits until it could have reached it at this rate.
+ * The fastest one thread is taken to fill memory, in bytes per millisecond (4 GB/s; filling
+ * fresh pages runs at about 1.2–1.5 GB/s on the machine the benchmarks ran on). A check that
+ * finds a call far below its memory limit waits until it could have reached it at this rate,
+ * times the threads that can be filling it (`CORES` for a process and its children).
  */
 export const MEMORY_GROWTH_BYTES_PER_MS = (4 * 1024 ** 3) / 1000;
+
+/** How many threads can run at once on this machine. */
+export const CORES = availableParallelism();
 
 /**
  * One timer for every running call that has a CPU or memory limit. Each call is checked when it
  * could first have passed its limit: CPU time cannot grow faster than wall time, and memory is
- * taken to grow at most `MEMORY_GROWTH_BYTES_PER_MS`, so a call far from its limits is checked
+ * taken to grow at most `MEMORY_GROWTH_BYTES_PER_MS` per thread, so a call far from its limits is checked
  * seldom, one close to them every `intervalMs`. The timer runs only while there is something to
  * watch, and never keeps the process alive.
  */
@@ -31,6 +37,8 @@ export class Watchdog {
 	#timer: NodeJS.Timeout | undefined;
 	#timerAt = Number.POSITIVE_INFINITY;
 	#ticks = 0;
+	/** While a tick runs its checks, re-arming waits for the tick's end. */
+	#ticking = false;
 
 	/** How many times the timer has fired: for tests and benchmarks. */
 	get ticks(): number {
@@ -47,9 +55,14 @@ export class Watchdog {
 		return this.#due.size;
 	}
 
-	/** Watches `watched`; its first check comes after `firstMs` (`intervalMs` by default). */
+	/**
+	 * Watches `watched`; its first check comes after `firstMs` (`intervalMs` by default). Adding
+	 * what is already watched can only bring its next check forward.
+	 */
 	add(watched: Watched, firstMs = watched.intervalMs): void {
-		this.#due.set(watched, performance.now() + clamp(firstMs, watched.intervalMs));
+		const due = performance.now() + clamp(firstMs, watched.intervalMs);
+		const current = this.#due.get(watched);
+		this.#due.set(watched, current === undefined ? due : Math.min(current, due));
 		this.#arm();
 	}
 
@@ -60,6 +73,9 @@ export class Watchdog {
 	}
 
 	#arm(): void {
+		if (this.#ticking) {
+			return;
+		}
 		if (this.#due.size === 0) {
 			clearTimeout(this.#timer);
 			this.#timer = undefined;
@@ -85,13 +101,18 @@ export class Watchdog {
 		this.#timerAt = Number.POSITIVE_INFINITY;
 		// Timers round to whole milliseconds: what is due within the next one is checked now.
 		const now = performance.now();
-		for (const [watched, due] of [...this.#due]) {
-			if (due <= now + 1) {
-				const wait = watched.check();
-				if (this.#due.has(watched)) {
-					this.#due.set(watched, now + clamp(wait ?? watched.intervalMs, watched.intervalMs));
+		this.#ticking = true;
+		try {
+			for (const [watched, due] of [...this.#due]) {
+				if (due <= now + 1 && this.#due.has(watched)) {
+					const wait = watched.check();
+					if (this.#due.get(watched) === due) {
+						this.#due.set(watched, now + clamp(wait ?? watched.intervalMs, watched.intervalMs));
+					}
 				}
 			}
+		} finally {
+			this.#ticking = false;
 		}
 		this.#arm();
 	}
