@@ -1,4 +1,5 @@
 import assert from "node:assert/strict";
+import { spawn } from "node:child_process";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -6,6 +7,7 @@ import { CancelledError, currentCall, defineEvent, taskSignal } from "../src/ind
 import { CallControl } from "../src/context.ts";
 import { ControlView, cpuMs, createControl, ENDED_OK, ENDED_THROWN, ThreadClock } from "../src/control.ts";
 import { Emitter } from "../src/events.ts";
+import { ProcReader } from "../src/executors/proc.ts";
 import { heapCapMb } from "../src/executors/threads.ts";
 import { findUncloneable } from "../src/invoke.ts";
 import { MemoryLimitError } from "../src/pynisher/index.ts";
@@ -258,5 +260,30 @@ describe("shared call slots and thread clocks", () => {
 		late.abort("stop");
 		assert.equal(signal.aborted, true);
 		assert.equal(signal.reason, "stop");
+	});
+});
+
+describe("reading a process tree from /proc", () => {
+	it("counts the resident memory of the children a process started, and sees them come and go", async () => {
+		const reader = new ProcReader(process.pid);
+		const alone = reader.rssBytes();
+		assert.ok(alone > 0);
+		// A child that holds 150 MB, touched page by page, until it is killed.
+		const child = spawn(process.execPath, ["-e", "const b = Buffer.alloc(150 * 1024 * 1024, 1); process.stdout.write('ready'); setInterval(() => b[0]++, 1000);"], { stdio: ["ignore", "pipe", "ignore"] });
+		try {
+			await new Promise<void>((resolve, reject) => {
+				child.stdout.once("data", () => resolve());
+				child.once("exit", () => reject(new Error("the child ended early")));
+			});
+			const withChild = reader.rssBytes();
+			assert.ok(withChild - alone > 120 * 1024 * 1024, `the tree grew by ${Math.round((withChild - alone) / 1048576)} MB`);
+			assert.ok(reader.cpuNs() > 0);
+		} finally {
+			child.kill("SIGKILL");
+			await new Promise((resolve) => child.once("close", resolve));
+		}
+		assert.ok(reader.rssBytes() - alone < 60 * 1024 * 1024, "the child is no longer counted once it is gone");
+		reader.close();
+		assert.equal(reader.rssBytes(), -1, "a closed reader reads nothing");
 	});
 });

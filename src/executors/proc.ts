@@ -9,11 +9,14 @@ export class ProcReader {
 	readonly pid: number;
 	#schedstat: number;
 	#statm: number;
+	/** The children of the process's main thread, read again at each look (a pread of an open file). */
+	#children: number;
 
 	constructor(pid: number) {
 		this.pid = pid;
 		this.#schedstat = tryOpen(`/proc/${pid}/task/${pid}/schedstat`);
 		this.#statm = tryOpen(`/proc/${pid}/statm`);
+		this.#children = tryOpen(`/proc/${pid}/task/${pid}/children`);
 	}
 
 	/** CPU time of the process's main thread, in nanoseconds. */
@@ -28,14 +31,14 @@ export class ProcReader {
 			return -1;
 		}
 		let total = own;
-		for (const child of childrenOf(this.pid)) {
+		for (const child of readChildren(this.#children)) {
 			total += treeRss(child, 0);
 		}
 		return total;
 	}
 
 	close(): void {
-		for (const fd of [this.#schedstat, this.#statm]) {
+		for (const fd of [this.#schedstat, this.#statm, this.#children]) {
 			if (fd >= 0) {
 				try {
 					closeSync(fd);
@@ -46,6 +49,7 @@ export class ProcReader {
 		}
 		this.#schedstat = -1;
 		this.#statm = -1;
+		this.#children = -1;
 	}
 }
 
@@ -68,6 +72,30 @@ function readStatm(fd: number): number {
 	} catch {
 		return -1;
 	}
+}
+
+const childrenScratch = Buffer.alloc(4096);
+
+/** The pids in an open `children` file; none when it cannot be read. */
+function readChildren(fd: number): number[] {
+	if (fd < 0) {
+		return [];
+	}
+	try {
+		const length = readSync(fd, childrenScratch, 0, childrenScratch.length, 0);
+		if (length === childrenScratch.length) {
+			// More children than the buffer holds: read the whole file.
+			return parsePids(readFileSync(`/proc/self/fd/${fd}`, "latin1"));
+		}
+		return parsePids(childrenScratch.toString("latin1", 0, length));
+	} catch {
+		return [];
+	}
+}
+
+function parsePids(text: string): number[] {
+	const trimmed = text.trim();
+	return trimmed === "" ? [] : trimmed.split(" ").map(Number);
 }
 
 function childrenOf(pid: number): number[] {
