@@ -49,7 +49,7 @@ export function splitLoaders(argv: readonly string[]): { readonly rest: string[]
 }
 
 /** Whether a module needs a TypeScript loader. */
-export const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/;
+const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/;
 
 /** The URL of tsx's ESM registration API for a `--import` value that loads tsx. */
 function tsxApi(value: string): string | undefined {
@@ -65,6 +65,20 @@ function tsxApi(value: string): string | undefined {
 		}
 	}
 	return undefined;
+}
+
+let registered: Promise<void> | undefined;
+
+/**
+ * Registers `loaders` in the calling thread the first time a call's module needs them (a
+ * TypeScript module): they cost a thread or process about 150 ms, which JavaScript jobs never
+ * pay. Returns the registration to wait for, or `undefined` when there is none.
+ */
+export function loadersFor(module: string, loaders: readonly string[]): Promise<void> | undefined {
+	if (registered === undefined && loaders.length > 0 && TYPESCRIPT_MODULE.test(module)) {
+		registered = registerLoaders(loaders);
+	}
+	return registered;
 }
 
 /** Registers the loaders in the calling thread (a worker thread, or a pool process). */

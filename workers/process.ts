@@ -3,7 +3,7 @@
 import { Worker } from "node:worker_threads";
 import { CallControl } from "../src/context.ts";
 import { HeapSampler, invoke } from "../src/invoke.ts";
-import { registerLoaders, TYPESCRIPT_MODULE } from "../src/loaders.ts";
+import { loadersFor } from "../src/loaders.ts";
 import type { ChildMessage, ParentMessage } from "../src/executors/process-protocol.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
 
@@ -33,7 +33,6 @@ const running = new Map<number, CallControl>();
 // A TypeScript loader (tsx) the parent runs under: registered when a call first needs it.
 const loaders = (process.env["BYOP_LOADERS"] ?? "").split("\n").filter((loader) => loader !== "");
 delete process.env["BYOP_LOADERS"];
-let loaded: Promise<void> | undefined;
 
 // Output goes to the parent through pipes. Blocking writes complete before a call replies, so
 // nothing a task printed is lost when the process is stopped after it.
@@ -84,11 +83,9 @@ process.on("message", (message: ParentMessage) => {
 
 async function runCall(message: Extract<ParentMessage, { type: "call" }>): Promise<void> {
 	const { payload } = message;
-	if (loaded === undefined && loaders.length > 0 && TYPESCRIPT_MODULE.test(payload.ref.module)) {
-		loaded = registerLoaders(loaders);
-	}
-	if (loaded !== undefined) {
-		await loaded;
+	const loading = loadersFor(payload.ref.module, loaders);
+	if (loading !== undefined) {
+		await loading;
 	}
 	const startCpu = process.cpuUsage();
 	const started = performance.now();

@@ -6,14 +6,13 @@ import { ControlView, currentTid, ThreadClock } from "../src/control.ts";
 import { HeapSampler, invoke } from "../src/invoke.ts";
 import type { AbortMessage, CallPayload, ThreadWorkerData } from "../src/protocol.ts";
 import { deserializeError, type SerializedError, serializeError } from "../src/serialize.ts";
-import { registerLoaders, TYPESCRIPT_MODULE } from "../src/loaders.ts";
+import { loadersFor } from "../src/loaders.ts";
 
 const data = workerData as ThreadWorkerData;
 const control = new ControlView(data.control);
 const tid = currentTid();
 const clock = new ThreadClock();
 const running = new Map<number, CallControl>();
-let loaded: Promise<void> | undefined;
 
 const channel = new BroadcastChannel(data.channel);
 channel.unref();
@@ -28,12 +27,9 @@ channel.onmessage = (event) => {
  * stopped before it started) does not run.
  */
 export default async function runCall(payload: CallPayload): Promise<unknown> {
-	if (loaded === undefined && data.loaders.length > 0 && TYPESCRIPT_MODULE.test(payload.ref.module)) {
-		// Loader hooks (tsx) cost a worker about 150 ms: register them only when a module needs them.
-		loaded = registerLoaders(data.loaders);
-	}
-	if (loaded !== undefined) {
-		await loaded;
+	const loading = loadersFor(payload.ref.module, data.loaders);
+	if (loading !== undefined) {
+		await loading;
 	}
 	const { slot, generation } = payload;
 	const startCpu = clock.start();
@@ -52,10 +48,15 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 	control.finish(slot, generation, result.ok, wallMs, cpu, sampler.stop());
 	// What the call printed reaches the main thread before its answer: a thread ended after the
 	// call (a limit, the end of the run) would lose output still buffered here.
-	for (const stream of [process.stdout, process.stderr]) {
-		if (stream.writableLength > 0) {
-			await new Promise<void>((resolve) => stream.write("", () => resolve()));
-		}
+	if (process.stdout.writableLength > 0) {
+		await drained(process.stdout);
+	}
+	if (process.stderr.writableLength > 0) {
+		await drained(process.stderr);
 	}
 	return answer;
+}
+
+function drained(stream: NodeJS.WriteStream): Promise<void> {
+	return new Promise((resolve) => stream.write("", () => resolve()));
 }

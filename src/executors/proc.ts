@@ -100,8 +100,7 @@ function parsePids(text: string): number[] {
 
 function childrenOf(pid: number): number[] {
 	try {
-		const text = readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1").trim();
-		return text === "" ? [] : text.split(" ").map(Number);
+		return parsePids(readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1"));
 	} catch {
 		return [];
 	}

@@ -152,12 +152,8 @@ export class ThreadExecutor implements Executor {
 		if (stopped !== undefined) {
 			return { kind: "cancelled", error: stopped, usage: ended === 0 ? this.#lostUsage(slot, undefined, -1, 0, failure) : this.#control.usage(slot) };
 		}
-		if (ended === 0) {
-			const usage = this.#lostUsage(slot, undefined, -1, 0, failure);
-			return { kind: "exception", error: translateFailure(answered ? new Error("The worker answered without a result") : failure, undefined, 0, usage.cpuMs), usage };
-		}
-		const usage = this.#control.usage(slot);
-		return ended === ENDED_OK ? { kind: "result", value: answer, usage } : { kind: "exception", error: deserializeError(answer as SerializedError), usage };
+		const usage = ended === 0 ? this.#lostUsage(slot, undefined, -1, 0, failure) : this.#control.usage(slot);
+		return answerOutcome(ended, answered, answer, failure, usage, undefined, 0);
 	}
 
 	async #runLimited(execution: Execution, limits: Limits, slot: number, generation: number): Promise<Outcome> {
@@ -234,11 +230,7 @@ export class ThreadExecutor implements Executor {
 		if (reason instanceof CancelledError) {
 			return { kind: "cancelled", error: reason, usage };
 		}
-		if (ended !== 0) {
-			return ended === ENDED_OK ? { kind: "result", value: answer, usage } : { kind: "exception", error: deserializeError(answer as SerializedError), usage };
-		}
-		const lost = answered ? new Error("The worker answered without a result") : failure;
-		return { kind: "exception", error: translateFailure(lost, limits, capBytes, usage.cpuMs), usage };
+		return answerOutcome(ended, answered, answer, failure, usage, limits, capBytes);
 	}
 
 	/** What is known of a call whose thread gave no answer. */
@@ -297,8 +289,23 @@ function isOutOfMemory(error: unknown): boolean {
 	return typeof error === "object" && error !== null && (error as { code?: unknown }).code === "ERR_WORKER_OUT_OF_MEMORY";
 }
 
+/**
+ * The outcome of a call that was not stopped: what its worker recorded (`ended`) and answered,
+ * or, when it recorded nothing, why piscina gave no answer.
+ */
+function answerOutcome(ended: number, answered: boolean, answer: unknown, failure: unknown, usage: Usage, limits: Limits | undefined, capBytes: number): Outcome {
+	if (ended === ENDED_OK) {
+		return { kind: "result", value: answer, usage };
+	}
+	if (ended !== 0) {
+		return { kind: "exception", error: deserializeError(answer as SerializedError), usage };
+	}
+	const lost = answered ? new Error("The worker answered without a result") : failure;
+	return { kind: "exception", error: translateFailure(lost, limits, capBytes), usage };
+}
+
 /** Turns a piscina rejection into the error the task reports. */
-function translateFailure(error: unknown, limits: Limits | undefined, capBytes: number, _cpuMs: number): Error {
+function translateFailure(error: unknown, limits: Limits | undefined, capBytes: number): Error {
 	if (isOutOfMemory(error)) {
 		if (capBytes > 0 && limits?.memoryBytes !== undefined) {
 			return new MemoryLimitError(limits.memoryBytes, capBytes, "heap", { cause: error });
