@@ -157,8 +157,10 @@ describe("watchdog", () => {
 		watchdog.delete(distant);
 		watchdog.delete(close);
 		assert.ok(far >= 1 && far <= 2, `checked ${far} times in 700 ms at a 300 ms wait`);
-		assert.ok(eager >= 15 && eager <= 36, `checked ${eager} times in 700 ms at its 20 ms interval`);
-		assert.ok(ticks <= 40, `${ticks} ticks`);
+		assert.ok(eager >= 15 && eager <= 40, `checked ${eager} times in 700 ms at its 20 ms interval`);
+		// Timers fire late on a busy machine and a check may come a tick apart from the others:
+		// a few wake-ups beyond the checks, never one per millisecond.
+		assert.ok(ticks <= eager + far + 10, `${ticks} ticks for ${eager + far} checks`);
 		assert.equal(watchdog.active, true, "what waits forever is still checked, once a second");
 		watchdog.delete(forever);
 		assert.equal(watchdog.active, false);
