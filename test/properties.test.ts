@@ -269,7 +269,8 @@ async function check(schedule: Schedule, baseline: Snapshot): Promise<void> {
 	};
 	const strandedSpawns = schedule.executor === "threads" ? submitted.filter(({ spec, future }) => spec.kind === "spawn" && future.state !== "result").length : 0;
 	assert.ok(leaks.zombies.length <= strandedSpawns, `zombies ${leaks.zombies.join(", ")}`);
-	assert.deepEqual({ ...leaks, zombies: [] }, NO_LEAKS, JSON.stringify(schedule));
+	// On one line, so that a failure in a long log says what was left behind.
+	assert.deepEqual({ ...leaks, zombies: [] }, NO_LEAKS, `left behind: ${JSON.stringify(leaks)}; outcomes: ${JSON.stringify(submitted.map(({ future }) => `${future.state} ${future.usage?.where ?? "-"}`))}`);
 }
 
 describe("properties: whatever the tasks do, the scheduler keeps its promises", () => {
@@ -314,7 +315,7 @@ describe("properties: whatever the tasks do, the scheduler keeps its promises", 
 					throw error;
 				}
 			}),
-			{ seed: SEED, numRuns: RUNS, endOnFailure: true },
+			{ seed: SEED, numRuns: RUNS, endOnFailure: true, includeErrorInReport: true },
 		);
 	});
 });
