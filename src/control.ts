@@ -18,7 +18,7 @@ export const ENDED_THROWN = 2;
 
 /**
  * The layout of one slot, shared by both sides. Int32 fields: 0 the state word, 1 OS thread id,
- * 3 how the call ended. Float64 fields: 2 CPU counter at start (ns), 3 peak memory, 4 memory
+ * 2 the load word, 3 how the call ended. Float64 fields: 2 CPU counter at start (ns), 3 peak memory, 4 memory
  * outside the heap, 5 wall time (ms), 6 CPU time (ms), 7 when the call started (ms since the
  * epoch, `performance.timeOrigin + performance.now()`).
  *
@@ -26,6 +26,12 @@ export const ENDED_THROWN = 2;
  * generation while the call waits to start, 0 while its worker writes its start, and minus the
  * generation while it runs; a worker claims the slot with a compare-and-swap, so a thread still
  * ending after its call was stopped cannot take or mark a slot that has moved on.
+ *
+ * The load word is the generation while the worker loads modules for the call (a loader, or the
+ * job's module), and minus the generation once the main thread has asked for the call to stop
+ * during that load. A thread terminated while Node's module loader reads a file never closes
+ * that file, so the main thread lets a load end before it ends the thread: the worker sees the
+ * request when its load is done, and returns without running the call.
  */
 export class ControlView {
 	readonly ints: Int32Array;
@@ -40,6 +46,7 @@ export class ControlView {
 	reset(slot: number, generation: number): void {
 		const base = slot * INTS;
 		this.ints[base + 1] = 0;
+		this.ints[base + 2] = 0;
 		this.ints[base + 3] = 0;
 		this.floats[slot * FLOATS + 3] = 0;
 		this.floats[slot * FLOATS + 4] = 0;
@@ -60,6 +67,48 @@ export class ControlView {
 		this.floats[slot * FLOATS + 2] = cpuNs;
 		this.floats[slot * FLOATS + 7] = performance.timeOrigin + performance.now();
 		return Atomics.compareExchange(this.ints, base, 0, -generation) === 0;
+	}
+
+	/**
+	 * Worker side: call `generation` is about to load modules. Returns `false` when the slot has
+	 * moved on to another call: the call must not run.
+	 */
+	beginLoad(slot: number, generation: number): boolean {
+		const base = slot * INTS;
+		const state = Atomics.load(this.ints, base);
+		if (state !== generation && state !== -generation) {
+			return false;
+		}
+		Atomics.store(this.ints, base + 2, generation);
+		return true;
+	}
+
+	/**
+	 * Worker side: call `generation` has loaded its modules. Returns `false` when the main thread
+	 * asked for it to stop meanwhile (it is told so here): the call must not run.
+	 */
+	endLoad(slot: number, generation: number): boolean {
+		const word = slot * INTS + 2;
+		if (Atomics.compareExchange(this.ints, word, generation, 0) === generation) {
+			return true;
+		}
+		Atomics.store(this.ints, word, 0);
+		Atomics.notify(this.ints, word);
+		return false;
+	}
+
+	/**
+	 * Main side: when call `generation`'s worker is loading modules, asks it to stop at the end of
+	 * the load and returns whether it did so within `withinMs` (resolves `false` when it did not).
+	 * Returns `undefined` when the worker is not loading: the call can be ended at once.
+	 */
+	stopAfterLoad(slot: number, generation: number, withinMs: number): Promise<boolean> | undefined {
+		const word = slot * INTS + 2;
+		if (Atomics.compareExchange(this.ints, word, generation, -generation) !== generation) {
+			return undefined;
+		}
+		const waiting = Atomics.waitAsync(this.ints, word, -generation, withinMs);
+		return waiting.async ? waiting.value.then((result) => result === "ok") : Promise.resolve(true);
 	}
 
 	/** Whether call `generation` is running in `slot` (its worker has marked its start). */

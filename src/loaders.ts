@@ -68,17 +68,26 @@ function tsxApi(value: string): string | undefined {
 }
 
 let registered: Promise<void> | undefined;
+let settled = false;
 
 /**
  * Registers `loaders` in the calling thread the first time a call's module needs them (a
  * TypeScript module): they cost a thread or process about 150 ms, which JavaScript jobs never
- * pay. Returns the registration to wait for, or `undefined` when there is none.
+ * pay. Returns the registration to wait for while it is under way (or once it has failed), or
+ * `undefined` when there is nothing to wait for.
  */
 export function loadersFor(module: string, loaders: readonly string[]): Promise<void> | undefined {
 	if (registered === undefined && loaders.length > 0 && TYPESCRIPT_MODULE.test(module)) {
 		registered = registerLoaders(loaders);
+		// A failed registration stays in the way: every later call fails with its error.
+		registered.then(
+			() => {
+				settled = true;
+			},
+			() => {},
+		);
 	}
-	return registered;
+	return settled ? undefined : registered;
 }
 
 /** Registers the loaders in the calling thread (a worker thread, or a pool process). */

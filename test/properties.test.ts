@@ -3,6 +3,7 @@
 // every future ends exactly once, the scheduler's counts match, and nothing is left behind.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { tmpdir } from "node:os";
 import fc from "fast-check";
 import { CancelledError, type Future, Scheduler, Task } from "../src/index.ts";
 import { LimitExceededError, PynisherPlugin, type PynisherOptions } from "../src/pynisher/index.ts";
@@ -110,9 +111,15 @@ function pluginOf(limits: LimitSpec | undefined): PynisherPlugin | undefined {
 	return new PynisherPlugin(options);
 }
 
+/**
+ * Whether a descriptor is one Node's module loader was reading in a worker thread when the thread
+ * was terminated (a limit or a cancel while the thread loads the job's modules, or tsx's): Node
+ * never closes those (see docs/reliability.md). Module sources, package.json and tsconfig files,
+ * and tsx's cache of compiled modules; anything else, such as byop's own /proc readers, counts.
+ */
 function isLoaderFd(fd: string): boolean {
-	// tsx's and esbuild's files, and the package.json files tsx reads to resolve TypeScript modules.
-	return /node_modules\/(tsx|esbuild)\//.test(fd) || /\/package\.json$/.test(fd);
+	const target = fd.slice(fd.indexOf(" -> ") + 4);
+	return target.startsWith("/") && !target.startsWith("/proc/") && (/\.([cm]?[jt]sx?|json)$/.test(target) || target.includes(`${tmpdir()}/tsx-`));
 }
 
 interface Submitted {

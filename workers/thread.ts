@@ -7,6 +7,7 @@ import { HeapSampler, invoke } from "../src/invoke.ts";
 import type { AbortMessage, CallPayload, ThreadWorkerData } from "../src/protocol.ts";
 import { deserializeError, type SerializedError, serializeError } from "../src/serialize.ts";
 import { loadersFor } from "../src/loaders.ts";
+import { loadedFunction, loadFunction } from "../src/load.ts";
 
 const data = workerData as ThreadWorkerData;
 const control = new ControlView(data.control);
@@ -27,20 +28,48 @@ channel.onmessage = (event) => {
  * stopped before it started) does not run.
  */
 export default async function runCall(payload: CallPayload): Promise<unknown> {
+	const { slot, generation } = payload;
+	// Loading happens under the slot's load word, so that a stop waits for the load to end (see
+	// ControlView): a loader before the call starts, the job's module after (its load counts
+	// towards the call's limits).
 	const loading = loadersFor(payload.ref.module, data.loaders);
 	if (loading !== undefined) {
-		await loading;
+		if (!control.beginLoad(slot, generation)) {
+			return undefined;
+		}
+		const failure = await loading.then(
+			() => undefined,
+			(error: unknown) => ({ error }),
+		);
+		if (!control.endLoad(slot, generation)) {
+			return undefined;
+		}
+		if (failure !== undefined) {
+			throw failure.error;
+		}
 	}
-	const { slot, generation } = payload;
 	const startCpu = clock.start();
 	if (!control.markStarted(slot, generation, tid, startCpu)) {
 		return undefined;
 	}
 	const started = performance.now();
+	let failedLoad: { readonly ok: false; readonly error: unknown } | undefined;
+	if (loadedFunction(payload.ref) === undefined) {
+		if (!control.beginLoad(slot, generation)) {
+			return undefined;
+		}
+		failedLoad = await loadFunction(payload.ref).then(
+			() => undefined,
+			(error: unknown) => ({ ok: false as const, error }),
+		);
+		if (!control.endLoad(slot, generation)) {
+			return undefined;
+		}
+	}
 	const sampler = new HeapSampler((peak, external) => control.setMemory(slot, generation, peak, external));
 	const context = new CallControl(payload.id);
 	running.set(payload.id, context);
-	const result = await invoke(payload.ref, payload.args, context, sampler);
+	const result = failedLoad ?? (await invoke(payload.ref, payload.args, context, sampler));
 	running.delete(payload.id);
 	const wallMs = performance.now() - started;
 	const cpu = clock.spent(startCpu, wallMs);

@@ -1,3 +1,4 @@
+import { once } from "node:events";
 import { closeSync, openSync } from "node:fs";
 import { BroadcastChannel } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
@@ -19,6 +20,8 @@ const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
 export const THREAD_ENTRY = fileURLToPath(new URL(`../../workers/thread${extension}`, import.meta.url));
 
 const MiB = 1024 * 1024;
+/** How long a stop waits for the thread to finish loading a module before it terminates the thread. */
+const LOAD_WAIT_MS = 1000;
 
 let channels = 0;
 
@@ -44,6 +47,8 @@ export class ThreadExecutor implements Executor {
 	readonly #maxWorkers: number;
 	readonly #watchdog: Watchdog;
 	readonly #pools = new Map<number, Piscina<CallPayload, unknown>>();
+	/** The threads of each pool that have started (loaded their modules). */
+	readonly #ready = new WeakMap<Piscina<CallPayload, unknown>, Set<unknown>>();
 	readonly #buffer: SharedArrayBuffer;
 	readonly #control: ControlView;
 	readonly #freeSlots: number[];
@@ -99,6 +104,10 @@ export class ThreadExecutor implements Executor {
 			});
 			// A worker that dies between calls is gone (piscina starts a new one for the next call); nothing is lost.
 			pool.on("error", () => {});
+			const ready = new Set<unknown>();
+			pool.on("workerCreate", (worker: unknown) => ready.add(worker));
+			pool.on("workerDestroy", (worker: unknown) => ready.delete(worker));
+			this.#ready.set(pool, ready);
 			this.#pools.set(capBytes, pool);
 		}
 		return pool;
@@ -132,7 +141,7 @@ export class ThreadExecutor implements Executor {
 		let stopped: CancelledError | undefined;
 		cancellation.listen((reason) => {
 			stopped = reason;
-			signal.abort();
+			this.#end(slot, generation, signal);
 		});
 		// The call counts as running from here: it holds one of the pool's maxWorkers places (a
 		// thread may still have to start); limits count from the start the worker records.
@@ -168,7 +177,7 @@ export class ThreadExecutor implements Executor {
 				const message: AbortMessage = { abort: call.id, reason: serializeError(reason) };
 				this.#channel.postMessage(message);
 			},
-			() => signal.abort(),
+			() => this.#end(slot, generation, signal),
 		);
 		// The call counts as running from here: it holds one of the pool's maxWorkers places (a
 		// thread may still have to start); limits count from the start the worker records. Its
@@ -233,6 +242,25 @@ export class ThreadExecutor implements Executor {
 		return answerOutcome(ended, answered, answer, failure, usage, limits, capBytes);
 	}
 
+	/**
+	 * Ends a call through piscina, which drops it from its queue or terminates the thread running
+	 * it. A thread that is loading modules for the call is first let finish the load (up to
+	 * `LOAD_WAIT_MS`), after which it returns without running the call: a thread terminated while
+	 * Node's module loader reads a file would leave that file open for good.
+	 */
+	#end(slot: number, generation: number, signal: CallSignal): void {
+		const loaded = this.#control.stopAfterLoad(slot, generation, LOAD_WAIT_MS);
+		if (loaded === undefined) {
+			signal.abort();
+		} else {
+			void loaded.then((stoppedItself) => {
+				if (!stoppedItself) {
+					signal.abort();
+				}
+			});
+		}
+	}
+
 	/** What is known of a call whose thread gave no answer. */
 	#lostUsage(slot: number, guard: Guard | undefined, cpuMs: number, capBytes: number, failure: unknown): Usage {
 		const peak = Math.max(this.#control.peakMemory(slot), capBytes > 0 && isOutOfMemory(failure) ? capBytes : 0);
@@ -250,7 +278,28 @@ export class ThreadExecutor implements Executor {
 		this.#pools.clear();
 		this.#channel?.close();
 		this.#channel = undefined;
-		await Promise.all(pools.map((pool) => pool.destroy()));
+		await Promise.all(
+			pools.map(async (pool) => {
+				await this.#started(pool);
+				await pool.destroy();
+			}),
+		);
+	}
+
+	/**
+	 * Waits, up to `LOAD_WAIT_MS`, until every thread of `pool` has started: a thread terminated
+	 * while it loads its modules would leave the files it was reading open.
+	 */
+	async #started(pool: Piscina<CallPayload, unknown>): Promise<void> {
+		const ready = this.#ready.get(pool);
+		const deadline = performance.now() + LOAD_WAIT_MS;
+		while (ready !== undefined && pool.threads.length > ready.size) {
+			const left = deadline - performance.now();
+			if (left <= 0) {
+				return;
+			}
+			await once(pool, "workerCreate", { signal: AbortSignal.timeout(Math.ceil(left)) }).catch(() => undefined);
+		}
 	}
 }
 
