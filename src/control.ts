@@ -79,8 +79,8 @@ export class ControlView {
 		if (state !== generation && state !== -generation) {
 			return false;
 		}
-		Atomics.store(this.ints, base + 2, generation);
-		return true;
+		// Minus the generation here means the main thread has already asked for the call to stop.
+		return Atomics.compareExchange(this.ints, base + 2, 0, generation) === 0;
 	}
 
 	/**
@@ -92,8 +92,9 @@ export class ControlView {
 		if (Atomics.compareExchange(this.ints, word, generation, 0) === generation) {
 			return true;
 		}
-		Atomics.store(this.ints, word, 0);
-		Atomics.notify(this.ints, word);
+		if (Atomics.compareExchange(this.ints, word, -generation, 0) === -generation) {
+			Atomics.notify(this.ints, word);
+		}
 		return false;
 	}
 
@@ -105,10 +106,13 @@ export class ControlView {
 	stopAfterLoad(slot: number, generation: number, withinMs: number): Promise<boolean> | undefined {
 		const word = slot * INTS + 2;
 		if (Atomics.compareExchange(this.ints, word, generation, -generation) !== generation) {
+			// Not loading: the word now refuses a load the worker would begin from here on.
+			Atomics.compareExchange(this.ints, word, 0, -generation);
 			return undefined;
 		}
 		const waiting = Atomics.waitAsync(this.ints, word, -generation, withinMs);
-		return waiting.async ? waiting.value.then((result) => result === "ok") : Promise.resolve(true);
+		const acknowledged = (): boolean => Atomics.load(this.ints, word) !== -generation;
+		return waiting.async ? waiting.value.then(acknowledged) : Promise.resolve(acknowledged());
 	}
 
 	/** Whether call `generation` is running in `slot` (its worker has marked its start). */

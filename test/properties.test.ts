@@ -112,14 +112,14 @@ function pluginOf(limits: LimitSpec | undefined): PynisherPlugin | undefined {
 }
 
 /**
- * Whether a descriptor is one Node's module loader was reading in a worker thread when the thread
- * was terminated (a limit or a cancel while the thread loads the job's modules, or tsx's): Node
- * never closes those (see docs/reliability.md). Module sources, package.json and tsconfig files,
- * and tsx's cache of compiled modules; anything else, such as byop's own /proc readers, counts.
+ * Whether a descriptor is one of the TypeScript loader's (tsx's and esbuild's files, the
+ * package.json and tsconfig.json files tsx reads to resolve modules, tsx's cache of compiled
+ * modules): tsx may still be loading in an idle thread after a call, and a thread terminated then
+ * leaves the file open (see docs/reliability.md). Any other descriptor counts.
  */
 function isLoaderFd(fd: string): boolean {
 	const target = fd.slice(fd.indexOf(" -> ") + 4);
-	return target.startsWith("/") && !target.startsWith("/proc/") && (/\.([cm]?[jt]sx?|json)$/.test(target) || target.includes(`${tmpdir()}/tsx-`));
+	return /node_modules\/(tsx|esbuild)\//.test(target) || /\/(package|tsconfig)\.json$/.test(target) || target.startsWith(`${tmpdir()}/tsx-`);
 }
 
 interface Submitted {

@@ -53,22 +53,24 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 		return undefined;
 	}
 	const started = performance.now();
+	// Registered before the load, so that a stop's notice during the load reaches the call.
+	const context = new CallControl(payload.id);
+	running.set(payload.id, context);
 	let failedLoad: { readonly ok: false; readonly error: unknown } | undefined;
 	if (loadedFunction(payload.ref) === undefined) {
-		if (!control.beginLoad(slot, generation)) {
-			return undefined;
+		const began = control.beginLoad(slot, generation);
+		if (began) {
+			failedLoad = await loadFunction(payload.ref).then(
+				() => undefined,
+				(error: unknown) => ({ ok: false as const, error }),
+			);
 		}
-		failedLoad = await loadFunction(payload.ref).then(
-			() => undefined,
-			(error: unknown) => ({ ok: false as const, error }),
-		);
-		if (!control.endLoad(slot, generation)) {
+		if (!began || !control.endLoad(slot, generation)) {
+			running.delete(payload.id);
 			return undefined;
 		}
 	}
 	const sampler = new HeapSampler((peak, external) => control.setMemory(slot, generation, peak, external));
-	const context = new CallControl(payload.id);
-	running.set(payload.id, context);
 	const result = failedLoad ?? (await invoke(payload.ref, payload.args, context, sampler));
 	running.delete(payload.id);
 	const wallMs = performance.now() - started;

@@ -1,4 +1,3 @@
-import { once } from "node:events";
 import { closeSync, openSync } from "node:fs";
 import { BroadcastChannel } from "node:worker_threads";
 import { fileURLToPath } from "node:url";
@@ -298,7 +297,18 @@ export class ThreadExecutor implements Executor {
 			if (left <= 0) {
 				return;
 			}
-			await once(pool, "workerCreate", { signal: AbortSignal.timeout(Math.ceil(left)) }).catch(() => undefined);
+			// A thread either reports that it started, or fails to start and is dropped.
+			await new Promise<void>((resolve) => {
+				const done = (): void => {
+					clearTimeout(timer);
+					pool.off("workerCreate", done);
+					pool.off("workerDestroy", done);
+					resolve();
+				};
+				const timer = setTimeout(done, left);
+				pool.on("workerCreate", done);
+				pool.on("workerDestroy", done);
+			});
 		}
 	}
 }
