@@ -219,13 +219,16 @@ export function currentTid(): number {
 
 /** The resolution of a call's CPU time, in milliseconds (see `ThreadClock`). */
 export const CPU_REUSE_MS = 0.05;
+/** How old a reading a call may take as its start, in milliseconds (see `ThreadClock`). */
+export const START_REUSE_MS = 0.5;
 
 /**
  * The CPU time of the calling thread, read at the start and end of each call. A read of
  * `schedstat` costs a system call of a few microseconds, more than a no-op call itself, so two
- * shortcuts keep it off the path of short calls, both exact to within `CPU_REUSE_MS`, since a
- * thread cannot use more CPU time than wall time passes: a call that starts within
- * `CPU_REUSE_MS` of the last reading takes that reading as its start, and a call that ends
+ * shortcuts keep it off the path of short calls, since a thread cannot use more CPU time than
+ * wall time passes: a call that starts within `START_REUSE_MS` of the last reading takes that
+ * reading as its start (what the thread did in between, at most that long, counts towards the
+ * call: calls that follow each other closely read once between them), and a call that ends
  * within `CPU_REUSE_MS` of its start reports its wall time, the most CPU time it can have used.
  */
 export class ThreadClock {
@@ -235,7 +238,7 @@ export class ThreadClock {
 
 	/** The CPU time at a call's start, in nanoseconds; -1 where it cannot be read. */
 	start(): number {
-		if (this.#last >= 0 && performance.now() - this.#lastAt <= CPU_REUSE_MS) {
+		if (this.#last >= 0 && performance.now() - this.#lastAt <= START_REUSE_MS) {
 			return this.#last;
 		}
 		return this.read();
