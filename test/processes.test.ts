@@ -47,24 +47,6 @@ describe("process executor", () => {
 		assert.ok(Math.max(...warm) < 500, `warm calls took ${warm.join(", ")} ms`);
 	});
 
-	it("caps the V8 heap of a process for a \"heap\" limit, and leaves it uncapped for an \"rss\" limit, whose call takes a warm process", async () => {
-		const scheduler = Scheduler.withProcesses({ maxWorkers: 1 });
-		const heap = scheduler.task(job("heapLimit"), { plugins: [new PynisherPlugin({ memoryLimit: "96mb", memoryKind: "heap" })] });
-		const rss = scheduler.task(job("heapLimit"), { plugins: [new PynisherPlugin({ memoryLimit: "96mb", memoryKind: "rss" })] });
-		const warmPids: number[] = [];
-		const off = scheduler.on(Scheduler.STARTED, () => warmPids.push(...(scheduler._dispatcher.processes?.pids ?? [])));
-		const { futures } = await runAll(scheduler, () => [rss.submit()]);
-		off();
-		const [rssPid, rssLimit] = futures[0]?.result as [number, number];
-		const { futures: capped } = await runAll(scheduler, () => [heap.submit()]);
-		const [, heapCapped] = capped[0]?.result as [number, number];
-		const MB = 1024 * 1024;
-		assert.ok(heapCapped < 160 * MB, `heap limit of a "heap" process: ${heapCapped / MB} MB`);
-		assert.ok(rssLimit > 500 * MB, `heap limit of an "rss" process: ${rssLimit / MB} MB`);
-		assert.equal(warmPids.length, 1, "a warm process was started with the run");
-		assert.equal(rssPid, warmPids[0], "the rss call ran in the warm process");
-	});
-
 	it("a process stopped by a limit gets its successor at once, before the next call asks for one", async () => {
 		const scheduler = Scheduler.withProcesses({ maxWorkers: 1 });
 		const spin = scheduler.task(job("spinForever"), { plugins: [new PynisherPlugin({ wallTimeLimit: "100ms" })] });

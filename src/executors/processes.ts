@@ -34,14 +34,9 @@ const REUSE_GROWTH_BYTES = 256 * MiB;
 /** How long a process may take to start. */
 const START_TIMEOUT_MS = 30_000;
 
-/**
- * The V8 heap cap, in megabytes, of a process that runs a call with this memory limit (0: none).
- * A `"heap"` or `"auto"` limit caps the heap as it would in a thread. An `"rss"` limit needs no
- * cap (the heap is part of the resident memory the parent watches), and a process started with a
- * V8 flag takes about 12 ms longer to start: any idle process of the pool takes the call.
- */
+/** The V8 heap cap, in megabytes, of a process that runs a call with this memory limit. */
 function processHeapCap(limits: Limits | undefined): number {
-	return limits?.memoryBytes === undefined || limits.memoryKind === "rss" ? 0 : Math.max(8, Math.ceil(limits.memoryBytes / MiB));
+	return limits?.memoryBytes === undefined ? 0 : Math.max(8, Math.ceil(limits.memoryBytes / MiB));
 }
 
 type Ended = { readonly kind: "reply"; readonly reply: CallReply } | { readonly kind: "exit"; readonly error: Error; readonly code: number | null; readonly signal: NodeJS.Signals | null };

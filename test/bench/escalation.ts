@@ -92,8 +92,7 @@ export async function escalationSection(plan: Plan): Promise<Row[]> {
 			return;
 		}
 		if (kind === "capped") {
-			// The flag a pool process for a "heap" or "auto" limit starts with (its V8 heap is capped
-			// as in a thread); a process for an "rss" limit starts without it.
+			// The flag a pool process for a 1 GB memory limit starts with: its V8 heap is capped too.
 			cappedFork.push(await bareFork(["--max-old-space-size=1024"]));
 			return;
 		}
@@ -120,10 +119,10 @@ export async function escalationSection(plan: Plan): Promise<Row[]> {
 		shape: "range",
 		unit: "ms",
 		digits: 0,
-		reference: `bare fork + one message: plain node ${summarize(plainFork).median.toFixed(0)} ms (an "rss" pool process starts so), with --max-old-space-size ${summarize(cappedFork).median.toFixed(0)} ms (a "heap" one)`,
+		reference: `bare fork + one message: plain node ${summarize(plainFork).median.toFixed(0)} ms, with the same --max-old-space-size flag ${summarize(cappedFork).median.toFixed(0)} ms`,
 		target: { stat: "median", op: "<=", value: 80 },
 		whyMissed:
-			"A process for an `\"rss\"` limit starts as plain node: a V8 flag such as `--max-old-space-size` (which a process for a `\"heap\"` limit needs) costs about 12 ms of node's start-up here, the second figure beside it. On top of node's start-up the child loads byop's worker module, the job module, and answers its first call over IPC; its parent watcher thread starts beside the first call, and a tsx loader the parent runs under is registered only when a call loads TypeScript. What is left is node's own start-up: a thread scheduler creates its process pool at the first call that needs one, and nothing forks ahead of need.",
+			"A bare fork of node with the flag a pool process starts with (`--max-old-space-size`, since its V8 heap is capped at its memory limit) takes the second figure beside it: the flag alone costs about 12 ms of node's start-up here. On top of that the child loads byop's worker module, the job module, and answers its first call over IPC; its parent watcher thread starts beside the first call, and a tsx loader the parent runs under is registered only when a call loads TypeScript. What is left is node's own start-up: a thread scheduler creates its process pool at the first call that needs one, and nothing forks ahead of need.",
 	});
 
 	plan.log('  "auto" call escalating from a thread to a process');
