@@ -171,13 +171,17 @@ describe("limits on threads", () => {
 		await runAll(scheduler, () => [add.submit(0, 0)]);
 		const osThreadsBefore = readdirSync("/proc/self/task").length;
 		let peakThreads = 0;
+		let peakStarted = 0;
 		scheduler.on(Scheduler.FUTURE_DONE, () => {
 			peakThreads = Math.max(peakThreads, scheduler._dispatcher.threads?.threadCount ?? 0);
+			peakStarted = Math.max(peakStarted, scheduler._dispatcher.threads?.startedThreads ?? 0);
 		});
 		const { futures } = await runAll(scheduler, () => Array.from({ length: 100 }, () => task.submit()));
 		assert.equal(limitEvents, 100);
 		assert.ok(futures.every((future) => future.exception instanceof WallTimeLimitError));
 		assert.ok(peakThreads <= 2, `peak threads ${peakThreads}`);
+		// What the executor remembers of started threads does not grow with the threads replaced.
+		assert.ok(peakStarted >= 1 && peakStarted <= 3, `started threads remembered: ${peakStarted}`);
 		let osThreadsAfter = readdirSync("/proc/self/task").length;
 		for (let i = 0; i < 40 && osThreadsAfter > osThreadsBefore; i++) {
 			await new Promise((resolve) => setTimeout(resolve, 50));

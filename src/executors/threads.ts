@@ -46,8 +46,8 @@ export class ThreadExecutor implements Executor {
 	readonly #maxWorkers: number;
 	readonly #watchdog: Watchdog;
 	readonly #pools = new Map<number, Piscina<CallPayload, unknown>>();
-	/** The threads of each pool that have started (loaded their modules). */
-	readonly #ready = new WeakMap<Piscina<CallPayload, unknown>, Set<unknown>>();
+	/** The ids of the threads of each pool that have started (loaded their modules). */
+	readonly #ready = new WeakMap<Piscina<CallPayload, unknown>, Set<number>>();
 	readonly #buffer: SharedArrayBuffer;
 	readonly #control: ControlView;
 	readonly #freeSlots: number[];
@@ -71,6 +71,15 @@ export class ThreadExecutor implements Executor {
 		let count = 0;
 		for (const pool of this.#pools.values()) {
 			count += pool.threads.length;
+		}
+		return count;
+	}
+
+	/** The threads, across every pool, known to have started (what `close()` waits for is the rest). */
+	get startedThreads(): number {
+		let count = 0;
+		for (const pool of this.#pools.values()) {
+			count += this.#ready.get(pool)?.size ?? 0;
 		}
 		return count;
 	}
@@ -103,9 +112,23 @@ export class ThreadExecutor implements Executor {
 			});
 			// A worker that dies between calls is gone (piscina starts a new one for the next call); nothing is lost.
 			pool.on("error", () => {});
-			const ready = new Set<unknown>();
-			pool.on("workerCreate", (worker: unknown) => ready.add(worker));
-			pool.on("workerDestroy", (worker: unknown) => ready.delete(worker));
+			// By thread id: piscina hands a new object for the same thread to each event, and a
+			// thread that has exited reports an id of -1, so ids of threads gone are also dropped
+			// when a new thread starts.
+			const ready = new Set<number>();
+			const created = pool;
+			pool.on("workerCreate", (worker: { readonly id: number }) => {
+				ready.add(worker.id);
+				if (ready.size > this.#maxWorkers) {
+					const alive = new Set(created.threads.map((thread) => thread.threadId));
+					for (const id of ready) {
+						if (!alive.has(id)) {
+							ready.delete(id);
+						}
+					}
+				}
+			});
+			pool.on("workerDestroy", (worker: { readonly id: number }) => ready.delete(worker.id));
 			this.#ready.set(pool, ready);
 			this.#pools.set(capBytes, pool);
 		}
@@ -292,7 +315,7 @@ export class ThreadExecutor implements Executor {
 	async #started(pool: Piscina<CallPayload, unknown>): Promise<void> {
 		const ready = this.#ready.get(pool);
 		const deadline = performance.now() + LOAD_WAIT_MS;
-		while (ready !== undefined && pool.threads.length > ready.size) {
+		while (ready !== undefined && pool.threads.some((thread) => !ready.has(thread.threadId))) {
 			const left = deadline - performance.now();
 			if (left <= 0) {
 				return;
