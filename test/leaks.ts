@@ -115,7 +115,7 @@ export interface Leaks {
  * extra file descriptors and threads, processes of the tree (or of byop's groups) still alive or
  * unreaped, and resources that keep the event loop alive beyond those of `before`.
  */
-export async function leaksSince(before: Snapshot, groups: Iterable<number> = [], withinMs = 3000): Promise<Leaks> {
+export async function leaksSince(before: Snapshot, groups: Iterable<number> = [], withinMs = 3000, oldZombies: ReadonlySet<string> = new Set()): Promise<Leaks> {
 	const deadline = performance.now() + withinMs;
 	const groupList = [...groups];
 	for (;;) {
@@ -138,7 +138,9 @@ export async function leaksSince(before: Snapshot, groups: Iterable<number> = []
 			zombies: procs.zombies.map((proc) => `${proc.pid} ${proc.comm} (parent ${proc.ppid}, group ${proc.pgid})`),
 			refed: extra,
 		};
-		const clean = leaks.fds === 0 && leaks.threads === 0 && leaks.live.length === 0 && leaks.zombies.length === 0 && Object.keys(extra).length === 0;
+		// Zombies from before (`oldZombies`) are reported but do not keep it waiting.
+		const newZombies = leaks.zombies.filter((zombie) => !oldZombies.has(zombie));
+		const clean = leaks.fds === 0 && leaks.threads === 0 && leaks.live.length === 0 && newZombies.length === 0 && Object.keys(extra).length === 0;
 		if (clean || performance.now() > deadline) {
 			return leaks;
 		}

@@ -261,7 +261,7 @@ async function check(schedule: Schedule, baseline: Snapshot): Promise<void> {
 
 	// Nothing is left behind. On threads, a process spawned by a call whose thread was terminated
 	// is not reaped by Node (a documented limitation): such zombies are allowed, nothing else.
-	const found = await leaksSince(baseline, groups);
+	const found = await leaksSince(baseline, groups, 3000, oldZombies);
 	// Descriptors of tsx's and esbuild's own files (the TypeScript loader of this test process, and
 	// of threads terminated while they load it) are the loader's, not byop's: see
 	// docs/reliability.md. Any other new descriptor fails.
