@@ -47,6 +47,20 @@ describe("process executor", () => {
 		assert.ok(Math.max(...warm) < 500, `warm calls took ${warm.join(", ")} ms`);
 	});
 
+	it("a call under an RSS limit is not charged for memory an earlier call left in the process", async () => {
+		// Regression: what a call leaves behind (a cache, garbage not yet collected, memory the
+		// allocator keeps) still counts as resident; a process reused with it stopped the next call
+		// far below its own use. Such a process is now replaced.
+		const scheduler = Scheduler.withProcesses({ maxWorkers: 1 });
+		const task = scheduler.task(job("keepBuffers"), { plugins: [new PynisherPlugin({ memoryLimit: "400mb", memoryKind: "rss" })] });
+		const { futures } = await runAll(scheduler, () => [task.submit(250), task.submit(200), task.submit(1), task.submit(1)]);
+		// Each call that kept much found a fresh process; a call that kept little leaves its process to the next.
+		assert.deepEqual(
+			futures.map((future) => future.result ?? String(future.exception)),
+			[250, 200, 1, 2],
+		);
+	});
+
 	it("a process stopped by a limit gets its successor at once, before the next call asks for one", async () => {
 		const scheduler = Scheduler.withProcesses({ maxWorkers: 1 });
 		const spin = scheduler.task(job("spinForever"), { plugins: [new PynisherPlugin({ wallTimeLimit: "100ms" })] });

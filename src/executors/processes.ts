@@ -31,6 +31,8 @@ function childFlags(): { readonly rest: string[]; readonly loaders: string[] } {
 const MiB = 1024 * 1024;
 /** A process whose resident memory grew past its start by more than this after a call is replaced. */
 const REUSE_GROWTH_BYTES = 256 * MiB;
+/** What a process may grow by loading a call's modules and still take the next memory-limited call. */
+const MODULES_GROWTH_BYTES = 64 * MiB;
 /** How long a process may take to start. */
 const START_TIMEOUT_MS = 30_000;
 
@@ -145,13 +147,17 @@ class PoolProcess {
 		return this.#reader;
 	}
 
-	/** Whether it may take another call: alive, not retiring, its memory back near where it started. */
-	get reusable(): boolean {
+	/**
+	 * Whether it may take another call: alive, not retiring, and its resident memory back within
+	 * `growthBytes` of where it started. Memory a call freed is often kept by the allocator and
+	 * still counts as resident, so it would count against the next call's memory limit.
+	 */
+	reusable(growthBytes = REUSE_GROWTH_BYTES): boolean {
 		if (!this.#alive || this.#retiring || this.#reader === undefined) {
 			return false;
 		}
 		const rss = this.#reader.rssBytes();
-		return rss < 0 || rss - this.#baseRss < REUSE_GROWTH_BYTES;
+		return rss < 0 || rss - this.#baseRss < growthBytes;
 	}
 
 	#settle(ended: Ended): void {
@@ -321,7 +327,11 @@ export class ProcessExecutor implements Executor {
 		if (this.#closed || !proc.alive) {
 			return;
 		}
-		if ((limits?.memoryBytes !== undefined || proc.retiring) && !proc.reusable) {
+		// The next call here has the same memory limit (processes are kept by heap cap): it gets
+		// the process only if little of that limit is still held from this one (a tenth, or what
+		// loading its modules takes, such as a TypeScript loader).
+		const growth = limits?.memoryBytes === undefined ? REUSE_GROWTH_BYTES : Math.min(REUSE_GROWTH_BYTES, Math.max(MODULES_GROWTH_BYTES, limits.memoryBytes / 10));
+		if ((limits?.memoryBytes !== undefined || proc.retiring) && !proc.reusable(growth)) {
 			proc.kill();
 			return;
 		}
