@@ -50,13 +50,24 @@ describe("stopping a call while its thread loads the job's module", () => {
 	it("cancels calls at every moment of a slow load and leaves no descriptor open", async (t) => {
 		const job = manyModules();
 		t.after(() => rmSync(job.dir, { recursive: true, force: true }));
-		// A first run starts everything this process needs, so that only the runs below count.
+		// A first run starts everything this process needs, so that only the runs below count; it
+		// also times a thread's start and load here, which the cancels below are spread over (a
+		// busy machine takes longer).
 		const first = Scheduler.withThreads({ maxWorkers: 1 });
 		const echo = first.task({ module: job.module, name: "add" });
-		await runAll(first, () => [echo.submit(1, 1)]);
+		let submittedAt = 0;
+		let coldMs = 0;
+		echo.on(echo.RESULT, () => {
+			coldMs = performance.now() - submittedAt;
+		});
+		await runAll(first, () => {
+			submittedAt = performance.now();
+			return [echo.submit(1, 1)];
+		});
 		const before = descriptors();
 		const waits: number[] = [];
-		for (let at = 5; at <= 305; at += 20) {
+		for (let i = 0; i < 16; i++) {
+			const at = Math.max(1, Math.round((i / 15) * coldMs * 1.3));
 			const scheduler = Scheduler.withThreads({ maxWorkers: 2 });
 			const plain = scheduler.task({ module: job.module, name: "add" });
 			const limited = scheduler.task({ module: job.module, name: "add" }, { plugins: [new PynisherPlugin({ wallTimeLimit: 60, memoryLimit: "512mb" })] });
