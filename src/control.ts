@@ -249,7 +249,9 @@ export class ThreadClock {
 		if (startNs >= 0 && wallMs <= CPU_REUSE_MS) {
 			return wallMs;
 		}
-		return cpuMs(startNs, this.read());
+		const spent = cpuMs(startNs, this.read());
+		// A reused start may hold up to START_REUSE_MS from before the call; no more can be its own.
+		return spent < 0 ? spent : Math.min(spent, wallMs + START_REUSE_MS);
 	}
 
 	/** The CPU time now, in nanoseconds; -1 where it cannot be read. */

@@ -5,7 +5,7 @@ import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { CancelledError, currentCall, defineEvent, taskSignal } from "../src/index.ts";
 import { CallControl } from "../src/context.ts";
-import { ControlView, cpuMs, createControl, ENDED_OK, ENDED_THROWN, ThreadClock } from "../src/control.ts";
+import { ControlView, cpuMs, createControl, ENDED_OK, ENDED_THROWN, START_REUSE_MS, ThreadClock } from "../src/control.ts";
 import { Emitter } from "../src/events.ts";
 import { ProcReader } from "../src/executors/proc.ts";
 import { heapCapMb } from "../src/executors/threads.ts";
@@ -226,7 +226,7 @@ describe("shared call slots and thread clocks", () => {
 		assert.equal(control.ended(1), ENDED_OK);
 	});
 
-	it("reads a thread's CPU time, reusing a reading only within its resolution", () => {
+	it("reads a thread's CPU time, reusing a recent reading as a start and never reporting more than the wall time allows", () => {
 		const clock = new ThreadClock();
 		const start = clock.start();
 		assert.ok(start > 0, "schedstat is readable here");
@@ -240,6 +240,7 @@ describe("shared call slots and thread clocks", () => {
 		assert.ok(spent > 5 && spent <= wall + 1, `spent ${spent} ms of CPU in ${wall} ms`);
 		assert.notEqual(clock.start(), start, "a later start reads again");
 		assert.equal(clock.spent(start, 0.01), 0.01, "a call shorter than the resolution reports its wall time");
+		assert.ok(clock.spent(start, 1) <= 1 + START_REUSE_MS, "a call reports at most its wall time, and what a reused start held");
 		assert.equal(clock.spent(-1, 0.01), cpuMs(-1, clock.read()), "without a start, nothing is estimated");
 		assert.equal(cpuMs(-1, 5), -1);
 		assert.equal(cpuMs(1e6, 3e6), 2);
