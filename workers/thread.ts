@@ -34,18 +34,12 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 	// towards the call's limits).
 	const loading = loadersFor(payload.ref.module, data.loaders);
 	if (loading !== undefined) {
-		if (!control.beginLoad(slot, generation)) {
+		const loaded = await underLoadWord(slot, generation, () => loading);
+		if (loaded === "stopped") {
 			return undefined;
 		}
-		const failure = await loading.then(
-			() => undefined,
-			(error: unknown) => ({ error }),
-		);
-		if (!control.endLoad(slot, generation)) {
-			return undefined;
-		}
-		if (failure !== undefined) {
-			throw failure.error;
+		if (loaded !== undefined) {
+			throw loaded.error;
 		}
 	}
 	const startCpu = clock.start();
@@ -56,19 +50,14 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 	// Registered before the load, so that a stop's notice during the load reaches the call.
 	const context = new CallControl(payload.id);
 	running.set(payload.id, context);
-	let failedLoad: { readonly ok: false; readonly error: unknown } | undefined;
+	let failedLoad: FailedLoad | undefined;
 	if (loadedFunction(payload.ref) === undefined) {
-		const began = control.beginLoad(slot, generation);
-		if (began) {
-			failedLoad = await loadFunction(payload.ref).then(
-				() => undefined,
-				(error: unknown) => ({ ok: false as const, error }),
-			);
-		}
-		if (!began || !control.endLoad(slot, generation)) {
+		const loaded = await underLoadWord(slot, generation, () => loadFunction(payload.ref));
+		if (loaded === "stopped") {
 			running.delete(payload.id);
 			return undefined;
 		}
+		failedLoad = loaded;
 	}
 	const sampler = new HeapSampler((peak, external) => control.setMemory(slot, generation, peak, external));
 	const result = failedLoad ?? (await invoke(payload.ref, payload.args, context, sampler));
@@ -86,6 +75,24 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 		await drained(process.stderr);
 	}
 	return answer;
+}
+
+type FailedLoad = { readonly ok: false; readonly error: unknown };
+
+/**
+ * Runs a load while holding the slot's load word. Resolves `"stopped"` when the call must not
+ * run (its slot moved on, or the main thread asked it to stop during the load), else the load's
+ * failure, if it failed.
+ */
+async function underLoadWord(slot: number, generation: number, load: () => Promise<unknown>): Promise<"stopped" | FailedLoad | undefined> {
+	if (!control.beginLoad(slot, generation)) {
+		return "stopped";
+	}
+	const failure = await load().then(
+		() => undefined,
+		(error: unknown): FailedLoad => ({ ok: false, error }),
+	);
+	return control.endLoad(slot, generation) ? failure : "stopped";
 }
 
 function drained(stream: NodeJS.WriteStream): Promise<void> {

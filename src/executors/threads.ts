@@ -168,22 +168,13 @@ export class ThreadExecutor implements Executor {
 		// The call counts as running from here: it holds one of the pool's maxWorkers places (a
 		// thread may still have to start); limits count from the start the worker records.
 		execution.started();
-		const payload: CallPayload = { id: call.id, ref: call.ref, args: call.args, slot, generation };
-		let answer: unknown;
-		let answered = false;
-		let failure: unknown;
-		try {
-			answer = await pool.run(payload, { signal });
-			answered = true;
-		} catch (error) {
-			failure = error;
-		}
+		const { answered, answer, failure } = await send(pool, { id: call.id, ref: call.ref, args: call.args, slot, generation }, signal);
 		cancellation.listen(undefined);
 		const ended = answered ? this.#control.ended(slot) : 0;
-		if (stopped !== undefined) {
-			return { kind: "cancelled", error: stopped, usage: ended === 0 ? this.#lostUsage(slot, undefined, -1, 0, failure) : this.#control.usage(slot) };
-		}
 		const usage = ended === 0 ? this.#lostUsage(slot, undefined, -1, 0, failure) : this.#control.usage(slot);
+		if (stopped !== undefined) {
+			return { kind: "cancelled", error: stopped, usage };
+		}
 		return answerOutcome(ended, answered, answer, failure, usage, undefined, 0);
 	}
 
@@ -230,16 +221,7 @@ export class ThreadExecutor implements Executor {
 		if (auto !== undefined) {
 			this.#auto.add(auto);
 		}
-		const payload: CallPayload = { id: call.id, ref: call.ref, args: call.args, slot, generation };
-		let answer: unknown;
-		let answered = false;
-		let failure: unknown;
-		try {
-			answer = await pool.run(payload, { signal });
-			answered = true;
-		} catch (error) {
-			failure = error;
-		}
+		const { answered, answer, failure } = await send(pool, { id: call.id, ref: call.ref, args: call.args, slot, generation }, signal);
 		cancellation.listen(undefined);
 		const ended = answered ? this.#control.ended(slot) : 0;
 		// A call that ended normally has its figures in its slot; for one whose thread was ended,
@@ -334,6 +316,21 @@ export class ThreadExecutor implements Executor {
 			});
 		}
 	}
+}
+
+/** What a thread answered for a call, or why it gave no answer. */
+interface Sent {
+	readonly answered: boolean;
+	readonly answer?: unknown;
+	readonly failure?: unknown;
+}
+
+const answeredWith = (answer: unknown): Sent => ({ answered: true, answer });
+const failedWith = (failure: unknown): Sent => ({ answered: false, failure });
+
+/** Sends one call to a pool and settles with its answer or its failure. */
+function send(pool: Piscina<CallPayload, unknown>, payload: CallPayload, signal: CallSignal): Promise<Sent> {
+	return pool.run(payload, { signal }).then(answeredWith, failedWith);
 }
 
 /**
