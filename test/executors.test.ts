@@ -142,19 +142,36 @@ for (const kind of EXECUTORS) {
 			assert.equal(await futures[1], 9);
 		});
 
-		it("cancel() of a running call ends it as cancelled, and the next call runs", async () => {
+		it("cancel() of a running call ends it as cancelled with its usage, and the next call runs", async () => {
 			const scheduler = make(kind, 1);
 			const sleep = scheduler.task(job("sleep"));
 			const add = scheduler.task(job("add"));
 			const started = performance.now();
+			let cancelledAt = 0;
 			const { futures } = await runAll(scheduler, () => {
+				// A first call has the worker started and its modules loaded: the long call then starts
+				// at once, and is cancelled 300 ms into its run.
+				const warm = add.submit(1, 0);
 				const long = sleep.submit(20_000);
-				scheduler.callLater("300ms", () => long?.cancel());
-				return [long, add.submit(1, 1)];
+				warm?.then(() =>
+					scheduler.callLater("300ms", () => {
+						cancelledAt = performance.now();
+						long?.cancel();
+					}),
+				);
+				return [warm, long, add.submit(1, 1)];
 			});
-			assert.equal(futures[0]?.cancelled, true);
-			assert.equal(await futures[1], 2);
-			assert.ok(performance.now() - started < 15_000, "the long call did not run to its end");
+			const elapsed = performance.now() - started;
+			assert.equal(await futures[0], 1);
+			assert.equal(futures[1]?.cancelled, true);
+			assert.equal(await futures[2], 2);
+			assert.ok(elapsed < 15_000, "the long call did not run to its end");
+			const wall = futures[1]?.usage?.wallMs ?? 0;
+			assert.ok(wall >= 250 && wall < elapsed, `reported ${wall} ms of wall time; cancelled ${cancelledAt - started} ms after the start`);
+			assert.equal(futures[1]?.usage?.where, where);
+			// What it used up to the cancel was read before its thread or process was ended.
+			const cpu = futures[1]?.usage?.cpuMs ?? -1;
+			assert.ok(cpu >= 0 && cpu <= wall + 1, `reported ${cpu} ms of CPU time in ${wall} ms`);
 		});
 
 		it("runs at most maxWorkers calls at once", async () => {

@@ -352,25 +352,31 @@ export class ProcessExecutor implements Executor {
 			() => proc.kill(),
 		);
 		let cpuBase = 0;
+		const cpuMs = (): number => {
+			const now = proc.reader?.cpuNs() ?? -1;
+			return now < 0 ? -1 : (now - cpuBase) / 1e6;
+		};
 		const guard =
 			limits === undefined
 				? undefined
 				: new Guard(
 						limits,
 						{
-							cpuMs: () => {
-								const now = proc.reader?.cpuNs() ?? -1;
-								return now < 0 ? -1 : (now - cpuBase) / 1e6;
-							},
+							cpuMs,
 							rssBytes: () => proc.reader?.rssBytes() ?? -1,
 						},
 						this.#watchdog,
 						(error) => stopper.stop(error),
 					);
+		let cpuAtStop = -1;
 		if (cancellation.reason !== undefined) {
 			stopper.stop(cancellation.reason, true);
 		} else {
-			cancellation.listen((reason) => stopper.stop(reason, !sent));
+			cancellation.listen((reason) => {
+				// Read as the call is stopped: a killed process can no longer be read.
+				cpuAtStop = sent ? cpuMs() : -1;
+				stopper.stop(reason, !sent);
+			});
 		}
 		let ended: Ended;
 		const startedAt = performance.now();
@@ -399,7 +405,7 @@ export class ProcessExecutor implements Executor {
 		const measured = ended.kind === "reply" ? ended.reply.stats : undefined;
 		const usage: Usage = {
 			wallMs: measured?.wallMs ?? (guard?.elapsed() || performance.now() - startedAt),
-			cpuMs: measured?.cpuMs ?? guard?.cpuMs ?? -1,
+			cpuMs: measured?.cpuMs ?? (cpuAtStop >= 0 ? cpuAtStop : (guard?.cpuMs ?? -1)),
 			peakMemoryBytes: Math.max(measured?.peakMemoryBytes ?? 0, guard?.peakRss ?? 0),
 			where: "process",
 		};

@@ -161,8 +161,13 @@ export class ThreadExecutor implements Executor {
 		const pool = this.#pool(0);
 		const signal = new CallSignal();
 		let stopped: CancelledError | undefined;
+		// Read as the call is stopped: its thread, once terminated, can no longer be read.
+		let cpuAtStop = -1;
 		cancellation.listen((reason) => {
 			stopped = reason;
+			const cpu = new CallCpu(this.#control, slot, generation);
+			cpuAtStop = cpu.read();
+			cpu.close();
 			this.#end(slot, generation, signal);
 		});
 		// The call counts as running from here: it holds one of the pool's maxWorkers places (a
@@ -171,7 +176,7 @@ export class ThreadExecutor implements Executor {
 		const { answered, answer, failure } = await send(pool, { id: call.id, ref: call.ref, args: call.args, slot, generation }, signal);
 		cancellation.listen(undefined);
 		const ended = answered ? this.#control.ended(slot) : 0;
-		const usage = ended === 0 ? this.#lostUsage(slot, undefined, -1, 0, failure) : this.#control.usage(slot);
+		const usage = ended === 0 ? this.#lostUsage(slot, generation, cpuAtStop, 0, failure) : this.#control.usage(slot);
 		if (stopped !== undefined) {
 			return { kind: "cancelled", error: stopped, usage };
 		}
@@ -195,24 +200,8 @@ export class ThreadExecutor implements Executor {
 		// The call counts as running from here: it holds one of the pool's maxWorkers places (a
 		// thread may still have to start); limits count from the start the worker records. Its
 		// thread's schedstat is opened at the first check, which a short call never reaches.
-		let cpuFd = -1;
-		const probe: Probe = {
-			cpuMs: () => {
-				if (cpuFd < 0) {
-					const tid = this.#control.running(slot, generation) ? this.#control.tid(slot) : 0;
-					if (tid <= 0) {
-						return -1;
-					}
-					try {
-						cpuFd = openSync(`/proc/self/task/${tid}/schedstat`, "r");
-					} catch {
-						return -1;
-					}
-				}
-				const ns = readSchedstat(cpuFd);
-				return ns < 0 ? -1 : (ns - this.#control.cpuBaseline(slot)) / 1e6;
-			},
-		};
+		const cpu = new CallCpu(this.#control, slot, generation);
+		const probe: Probe = { cpuMs: () => cpu.read() };
 		const guard = new Guard(limits, probe, this.#watchdog, (error) => stopper.stop(error));
 		cancellation.listen((reason) => stopper.stop(reason, !this.#control.running(slot, generation)));
 		execution.started();
@@ -229,10 +218,8 @@ export class ThreadExecutor implements Executor {
 		const cpuNow = ended === 0 ? probe.cpuMs() : -1;
 		guard.dispose();
 		stopper.dispose();
-		if (cpuFd >= 0) {
-			closeSync(cpuFd);
-		}
-		const usage = ended !== 0 ? this.#control.usage(slot) : this.#lostUsage(slot, guard, cpuNow >= 0 ? cpuNow : guard.cpuMs, capBytes, failure);
+		cpu.close();
+		const usage = ended !== 0 ? this.#control.usage(slot) : this.#lostUsage(slot, generation, cpuNow >= 0 ? cpuNow : guard.cpuMs, capBytes, failure);
 		if (auto !== undefined) {
 			this.#auto.delete(auto);
 		}
@@ -265,10 +252,14 @@ export class ThreadExecutor implements Executor {
 		}
 	}
 
-	/** What is known of a call whose thread gave no answer. */
-	#lostUsage(slot: number, guard: Guard | undefined, cpuMs: number, capBytes: number, failure: unknown): Usage {
+	/**
+	 * What is known of a call whose thread gave no answer (it was stopped, or it crashed): its wall
+	 * time since its thread recorded its start (0 if it never started), and what was last read.
+	 */
+	#lostUsage(slot: number, generation: number, cpuMs: number, capBytes: number, failure: unknown): Usage {
 		const peak = Math.max(this.#control.peakMemory(slot), capBytes > 0 && isOutOfMemory(failure) ? capBytes : 0);
-		return { wallMs: guard?.elapsed() ?? 0, cpuMs, peakMemoryBytes: peak, where: "thread" };
+		const started = this.#control.startedAt(slot, generation);
+		return { wallMs: started === undefined ? 0 : performance.now() - started, cpuMs, peakMemoryBytes: peak, where: "thread" };
 	}
 
 	#openChannel(): BroadcastChannel {
@@ -314,6 +305,44 @@ export class ThreadExecutor implements Executor {
 				pool.on("workerCreate", done);
 				pool.on("workerDestroy", done);
 			});
+		}
+	}
+}
+
+/** Reads, from outside, the CPU time the thread running a call has used since the call started. */
+class CallCpu {
+	readonly #control: ControlView;
+	readonly #slot: number;
+	readonly #generation: number;
+	#fd = -1;
+
+	constructor(control: ControlView, slot: number, generation: number) {
+		this.#control = control;
+		this.#slot = slot;
+		this.#generation = generation;
+	}
+
+	/** Milliseconds; -1 before the call has started in its thread, or when it cannot be read. */
+	read(): number {
+		if (this.#fd < 0) {
+			const tid = this.#control.running(this.#slot, this.#generation) ? this.#control.tid(this.#slot) : 0;
+			if (tid <= 0) {
+				return -1;
+			}
+			try {
+				this.#fd = openSync(`/proc/self/task/${tid}/schedstat`, "r");
+			} catch {
+				return -1;
+			}
+		}
+		const ns = readSchedstat(this.#fd);
+		return ns < 0 ? -1 : (ns - this.#control.cpuBaseline(this.#slot)) / 1e6;
+	}
+
+	close(): void {
+		if (this.#fd >= 0) {
+			closeSync(this.#fd);
+			this.#fd = -1;
 		}
 	}
 }
