@@ -97,6 +97,16 @@ for (const kind of EXECUTORS) {
 			assert.equal(future.usage?.where, kind === "threads" ? "thread" : "process");
 		});
 
+		it("a busy loop stopped by its wall limit reports the CPU time it used until then", async () => {
+			const { future } = await once(kind, "spinForever", { wallTimeLimit: "600ms" });
+			assert.ok(future.exception instanceof WallTimeLimitError, `${future.exception}`);
+			// Read just before its thread or process was ended: a busy loop has used CPU all along
+			// (at least a fraction of a core on a loaded machine).
+			const { cpuMs = -1, wallMs = 0 } = future.usage ?? {};
+			assert.ok(wallMs >= 600, `wall ${wallMs}`);
+			assert.ok(cpuMs >= 100 && cpuMs <= wallMs + 50, `cpu ${cpuMs} in ${wallMs} ms`);
+		});
+
 		it("a busy loop past its CPU limit emits TIMEOUT and CPU_TIME_LIMIT_REACHED", async () => {
 			const { future, log } = await once(kind, "spinForever", { cpuTimeLimit: "250ms" });
 			const error = future.exception as CpuTimeLimitError;
@@ -237,6 +247,7 @@ describe("limits on threads", () => {
 		assert.ok(futures[0]?.exception instanceof WallTimeLimitError);
 		assert.equal(readFileSync(marker, "utf8"), "WallTimeLimitError");
 		assert.ok(elapsed >= 550, `terminated after the grace period (${elapsed} ms)`);
+		assert.ok((futures[0]?.usage?.cpuMs ?? -1) >= 0, `cpu ${futures[0]?.usage?.cpuMs}`);
 	});
 
 	it("a cancelled task also sees its signal during the grace period", async () => {
@@ -252,6 +263,9 @@ describe("limits on threads", () => {
 		});
 		assert.equal(futures[0]?.cancelled, true);
 		assert.equal(readFileSync(marker, "utf8"), "CancelledError");
+		// Read as the process was killed, at the end of the grace period.
+		assert.ok((futures[0]?.usage?.cpuMs ?? -1) >= 0, `cpu ${futures[0]?.usage?.cpuMs}`);
+		assert.ok((futures[0]?.usage?.wallMs ?? 0) >= 300, `wall ${futures[0]?.usage?.wallMs}`);
 	});
 });
 

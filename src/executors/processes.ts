@@ -344,12 +344,17 @@ export class ProcessExecutor implements Executor {
 		const limits = call.limits;
 		const proc = this.#acquire(processHeapCap(limits));
 		let sent = false;
+		let cpuAtKill = -1;
 		const stopper = new Stopper(
 			limits,
 			(reason) => {
 				void proc.send({ type: "abort", abort: call.id, reason: serializeError(reason) }).catch(() => {});
 			},
-			() => proc.kill(),
+			() => {
+				// Read just before the kill, after which the process cannot be read.
+				cpuAtKill = sent ? cpuMs() : -1;
+				proc.kill();
+			},
 		);
 		let cpuBase = 0;
 		const cpuMs = (): number => {
@@ -368,15 +373,10 @@ export class ProcessExecutor implements Executor {
 						this.#watchdog,
 						(error) => stopper.stop(error),
 					);
-		let cpuAtStop = -1;
 		if (cancellation.reason !== undefined) {
 			stopper.stop(cancellation.reason, true);
 		} else {
-			cancellation.listen((reason) => {
-				// Read as the call is stopped: a killed process can no longer be read.
-				cpuAtStop = sent ? cpuMs() : -1;
-				stopper.stop(reason, !sent);
-			});
+			cancellation.listen((reason) => stopper.stop(reason, !sent));
 		}
 		let ended: Ended;
 		const startedAt = performance.now();
@@ -405,7 +405,7 @@ export class ProcessExecutor implements Executor {
 		const measured = ended.kind === "reply" ? ended.reply.stats : undefined;
 		const usage: Usage = {
 			wallMs: measured?.wallMs ?? (guard?.elapsed() || performance.now() - startedAt),
-			cpuMs: measured?.cpuMs ?? (cpuAtStop >= 0 ? cpuAtStop : (guard?.cpuMs ?? -1)),
+			cpuMs: measured?.cpuMs ?? (cpuAtKill >= 0 ? cpuAtKill : (guard?.cpuMs ?? -1)),
 			peakMemoryBytes: Math.max(measured?.peakMemoryBytes ?? 0, guard?.peakRss ?? 0),
 			where: "process",
 		};

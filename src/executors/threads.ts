@@ -161,14 +161,11 @@ export class ThreadExecutor implements Executor {
 		const pool = this.#pool(0);
 		const signal = new CallSignal();
 		let stopped: CancelledError | undefined;
-		// Read as the call is stopped: its thread, once terminated, can no longer be read.
-		let cpuAtStop = -1;
+		let cpu: CallCpu | undefined;
 		cancellation.listen((reason) => {
 			stopped = reason;
-			const cpu = new CallCpu(this.#control, slot, generation);
-			cpuAtStop = cpu.read();
-			cpu.close();
-			this.#end(slot, generation, signal);
+			cpu = new CallCpu(this.#control, slot, generation);
+			this.#end(slot, generation, signal, cpu);
 		});
 		// The call counts as running from here: it holds one of the pool's maxWorkers places (a
 		// thread may still have to start); limits count from the start the worker records.
@@ -176,7 +173,8 @@ export class ThreadExecutor implements Executor {
 		const { answered, answer, failure } = await send(pool, { id: call.id, ref: call.ref, args: call.args, slot, generation }, signal);
 		cancellation.listen(undefined);
 		const ended = answered ? this.#control.ended(slot) : 0;
-		const usage = ended === 0 ? this.#lostUsage(slot, generation, cpuAtStop, 0, failure) : this.#control.usage(slot);
+		const usage = ended === 0 ? this.#lostUsage(slot, generation, cpu?.final() ?? -1, 0, failure) : this.#control.usage(slot);
+		cpu?.close();
 		if (stopped !== undefined) {
 			return { kind: "cancelled", error: stopped, usage };
 		}
@@ -188,6 +186,7 @@ export class ThreadExecutor implements Executor {
 		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
 		const pool = this.#pool(capBytes);
 		const signal = new CallSignal();
+		const cpu = new CallCpu(this.#control, slot, generation);
 		const stopper = new Stopper(
 			limits,
 			(reason) => {
@@ -195,12 +194,11 @@ export class ThreadExecutor implements Executor {
 				const message: AbortMessage = { abort: call.id, reason: serializeError(reason) };
 				this.#channel.postMessage(message);
 			},
-			() => this.#end(slot, generation, signal),
+			() => this.#end(slot, generation, signal, cpu),
 		);
 		// The call counts as running from here: it holds one of the pool's maxWorkers places (a
 		// thread may still have to start); limits count from the start the worker records. Its
 		// thread's schedstat is opened at the first check, which a short call never reaches.
-		const cpu = new CallCpu(this.#control, slot, generation);
 		const probe: Probe = { cpuMs: () => cpu.read() };
 		const guard = new Guard(limits, probe, this.#watchdog, (error) => stopper.stop(error));
 		cancellation.listen((reason) => stopper.stop(reason, !this.#control.running(slot, generation)));
@@ -214,8 +212,8 @@ export class ThreadExecutor implements Executor {
 		cancellation.listen(undefined);
 		const ended = answered ? this.#control.ended(slot) : 0;
 		// A call that ended normally has its figures in its slot; for one whose thread was ended,
-		// its CPU time is read now, or was last read by the watchdog.
-		const cpuNow = ended === 0 ? probe.cpuMs() : -1;
+		// its CPU time was read as it was ended, or last by the watchdog.
+		const cpuNow = ended === 0 ? cpu.final() : -1;
 		guard.dispose();
 		stopper.dispose();
 		cpu.close();
@@ -239,14 +237,19 @@ export class ThreadExecutor implements Executor {
 	 * `LOAD_WAIT_MS`), after which it returns without running the call: a thread terminated while
 	 * Node's module loader reads a file would leave that file open for good.
 	 */
-	#end(slot: number, generation: number, signal: CallSignal): void {
+	#end(slot: number, generation: number, signal: CallSignal, cpu: CallCpu): void {
 		const loaded = this.#control.stopAfterLoad(slot, generation, LOAD_WAIT_MS);
-		if (loaded === undefined) {
+		// The thread's CPU time is read just before it is terminated, after which it cannot be.
+		const abort = (): void => {
+			cpu.readAtStop();
 			signal.abort();
+		};
+		if (loaded === undefined) {
+			abort();
 		} else {
 			void loaded.then((stoppedItself) => {
 				if (!stoppedItself) {
-					signal.abort();
+					abort();
 				}
 			});
 		}
@@ -315,6 +318,8 @@ class CallCpu {
 	readonly #slot: number;
 	readonly #generation: number;
 	#fd = -1;
+	#atStop = -1;
+	#closed = false;
 
 	constructor(control: ControlView, slot: number, generation: number) {
 		this.#control = control;
@@ -322,9 +327,13 @@ class CallCpu {
 		this.#generation = generation;
 	}
 
-	/** Milliseconds; -1 before the call has started in its thread, or when it cannot be read. */
+	/** Milliseconds; -1 before the call has started in its thread, after `close()`, or when it cannot be read. */
 	read(): number {
 		if (this.#fd < 0) {
+			// A stop that waited for a load may come after the call has ended.
+			if (this.#closed) {
+				return -1;
+			}
 			const tid = this.#control.running(this.#slot, this.#generation) ? this.#control.tid(this.#slot) : 0;
 			if (tid <= 0) {
 				return -1;
@@ -339,7 +348,19 @@ class CallCpu {
 		return ns < 0 ? -1 : (ns - this.#control.cpuBaseline(this.#slot)) / 1e6;
 	}
 
+	/** Reads it just before the thread is terminated. */
+	readAtStop(): void {
+		this.#atStop = this.read();
+	}
+
+	/** The CPU time once the call has ended: read now if its thread is still there, else as it was stopped. */
+	final(): number {
+		const now = this.read();
+		return now >= 0 ? now : this.#atStop;
+	}
+
 	close(): void {
+		this.#closed = true;
 		if (this.#fd >= 0) {
 			closeSync(this.#fd);
 			this.#fd = -1;
