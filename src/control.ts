@@ -128,7 +128,7 @@ export class ControlView {
 		return (this.floats[slot * FLOATS + 7] ?? 0) - performance.timeOrigin;
 	}
 
-	/** Worker side: call `generation`'s peak memory so far and its memory outside the heap now, in bytes. */
+	/** Worker side: call `generation`'s peak memory so far, and the most its memory outside the heap grew since its start, in bytes. */
 	setMemory(slot: number, generation: number, peak: number, external: number): void {
 		if (!this.running(slot, generation)) {
 			return;
@@ -168,7 +168,7 @@ export class ControlView {
 		return this.floats[slot * FLOATS + 3] ?? 0;
 	}
 
-	/** The last memory outside the heap a worker reported for `slot`. */
+	/** The most the memory outside the heap grew during `slot`'s call, as its worker last reported. */
 	externalMemory(slot: number): number {
 		return this.floats[slot * FLOATS + 4] ?? 0;
 	}

@@ -185,6 +185,26 @@ describe("process executor", () => {
 		assert.equal(again.futures[0]?.usage?.where, "process");
 	});
 
+	// 140 MB under a 128 MB limit: once the thread has started (the first call), the process grows
+	// by less than the watch allows for the threads themselves, and the allocator may reuse pages
+	// an earlier call freed, so that the process does not grow at all. What the call's thread
+	// measured decides, while the call awaits or when it ends.
+	for (const [name, args] of [["holdBuffers", [140, 400]], ["fillBuffers", [140]]] as const) {
+		it(`auto: memory outside the heap a little past the limit escalates, whether or not the process grows (${name}, ${name === "fillBuffers" ? "synchronous" : "awaiting"})`, async () => {
+			const scheduler = Scheduler.withThreads({ maxWorkers: 1 });
+			const plugin = new PynisherPlugin({ memoryLimit: "128mb" });
+			const within = scheduler.task(job("keepBuffers"), { plugins: [plugin] });
+			const over = scheduler.task(job(name), { plugins: [plugin] });
+			const { futures } = await runAll(scheduler, () => [within.submit(40), over.submit(...args)]);
+			assert.equal(futures[0]?.result, 40);
+			assert.equal(futures[0]?.usage?.where, "thread", "a call within its limit stays in its thread");
+			const error = futures[1]?.exception as MemoryLimitError;
+			assert.ok(error instanceof MemoryLimitError, `${futures[1]?.result ?? error} in a ${futures[1]?.usage?.where}`);
+			assert.equal(error.memoryKind, "rss");
+			assert.equal(futures[1]?.usage?.where, "process");
+		});
+	}
+
 	it("escalate: false makes auto behave as heap: the call stays in its thread", async () => {
 		const scheduler = Scheduler.withThreads({ maxWorkers: 1 });
 		const plugin = new PynisherPlugin({ memoryLimit: "64mb", escalate: false });

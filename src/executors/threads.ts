@@ -228,6 +228,13 @@ export class ThreadExecutor implements Executor {
 		if (reason instanceof CancelledError) {
 			return { kind: "cancelled", error: reason, usage };
 		}
+		// A call can end before the watch sees it pass the limit outside the heap (it was quick, or
+		// the process's resident memory did not grow: the allocator reused pages an earlier call
+		// freed). What its thread measured decides then: it runs again in a process.
+		const external = ended !== 0 && auto !== undefined ? this.#control.externalMemory(slot) : 0;
+		if (external > capBytes) {
+			return { kind: "exception", error: new EscalationSignal(`Memory outside the heap passed the limit: it grew by ${Math.round(external / MiB)} MB during the call`), usage };
+		}
 		return answerOutcome(ended, answered, answer, failure, usage, limits, capBytes);
 	}
 
@@ -454,7 +461,7 @@ function translateFailure(error: unknown, limits: Limits | undefined, capBytes: 
 interface AutoCall {
 	readonly budget: number;
 	readonly stopper: Stopper;
-	/** The memory outside the heap that the call's thread last reported. */
+	/** How far the memory outside the heap grew during the call, as its thread last reported. */
 	external(): number;
 }
 
@@ -513,16 +520,19 @@ class AutoWatch {
 
 	check(): number {
 		const growth = this.#readRss() - this.#baseline;
-		if (growth <= this.#budget) {
+		// The calls whose threads report more memory outside the heap than their limit have passed
+		// it, even when the process's resident memory does not show it (the allocator may reuse
+		// pages that an earlier call freed).
+		const over = [...this.#calls].filter((call) => call.external() > call.budget);
+		if (growth <= this.#budget && over.length === 0) {
 			// Each running call's thread can fill memory at the assumed rate.
 			return (this.#budget - growth) / (MEMORY_GROWTH_BYTES_PER_MS * Math.min(this.#calls.size, CORES));
 		}
-		// The calls whose threads report more memory outside the heap than their limit are the
-		// cause; when none has reported (a synchronous call cannot), all of them move.
-		const over = [...this.#calls].filter((call) => call.external() > call.budget);
+		// Those calls are the cause; when none has reported (a synchronous call cannot), all of them move.
 		for (const call of over.length > 0 ? over : [...this.#calls]) {
 			this.delete(call);
-			call.stopper.stop(new EscalationSignal(`Memory outside the heap passed the limit (process grew by ${Math.round(growth / MiB)} MB)`), true);
+			const why = over.length > 0 ? `it grew by ${Math.round(call.external() / MiB)} MB during the call` : `the process grew by ${Math.round(growth / MiB)} MB`;
+			call.stopper.stop(new EscalationSignal(`Memory outside the heap passed the limit: ${why}`), true);
 		}
 		return this.intervalMs;
 	}
