@@ -8,6 +8,8 @@ import type { Row } from "./report.ts";
 /** Options shared by the sections. */
 export interface Plan {
 	readonly rounds: number;
+	/** Rounds of the throughput comparisons (sections 1 and 2), whose rounds vary most on a busy machine. */
+	readonly ratioRounds: number;
 	readonly burst: number;
 	readonly warmup: number;
 	readonly serialCalls: number;
@@ -59,7 +61,7 @@ export async function dispatchSection(plan: Plan): Promise<Row[]> {
 	const ms = new Map<Contender, number[]>(contenders.map((name) => [name, []]));
 	const startup = new Map<Contender, number[]>(contenders.map((name) => [name, []]));
 	const ratios = new Map<Contender, number[]>(contenders.map((name) => [name, []]));
-	await alternate(plan.rounds, contenders, async (name, round) => {
+	await alternate(plan.ratioRounds, contenders, async (name, round) => {
 		const pool = name === "byop" || name === "byop+pynisher" ? await startByop(name === "byop+pynisher") : await startPeerPool(name);
 		try {
 			await pool.burst(plan.warmup);
@@ -69,10 +71,10 @@ export async function dispatchSection(plan: Plan): Promise<Row[]> {
 			await pool.close();
 		}
 		if (contenders.every((contender) => ms.get(contender)![round] !== undefined)) {
-			plan.log(`  dispatch round ${round + 1}/${plan.rounds}: ${contenders.map((c) => `${c} ${Math.round(ms.get(c)![round] ?? Number.NaN)} ms`).join(", ")}`);
+			plan.log(`  dispatch round ${round + 1}/${plan.ratioRounds}: ${contenders.map((c) => `${c} ${Math.round(ms.get(c)![round] ?? Number.NaN)} ms`).join(", ")}`);
 		}
 	});
-	for (let round = 0; round < plan.rounds; round++) {
+	for (let round = 0; round < plan.ratioRounds; round++) {
 		const piscina = ms.get("piscina")![round]!;
 		for (const name of contenders) {
 			ratios.get(name)![round] = piscina / ms.get(name)![round]!;
@@ -174,7 +176,7 @@ export async function serialSection(plan: Plan): Promise<Row[]> {
 			await serial(runners[name], plan.warmup / 4);
 		}
 		const us = new Map<Name, number[]>(names.map((name) => [name, []]));
-		await alternate(plan.rounds, names, async (name, round) => {
+		await alternate(plan.ratioRounds, names, async (name, round) => {
 			us.get(name)![round] = await serial(runners[name], plan.serialCalls);
 		});
 		const ratio = (name: Name): number[] => us.get(name)!.map((value, round) => us.get("piscina")![round]! / value);

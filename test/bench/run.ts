@@ -18,6 +18,7 @@ const write = !quick && only === undefined && !args.includes("--no-write");
 
 const plan: Plan & { readonly trials: number } = {
 	rounds: quick ? 3 : 5,
+	ratioRounds: quick ? 3 : 9,
 	burst: quick ? 5_000 : 20_000,
 	warmup: quick ? 1_000 : 2_000,
 	serialCalls: quick ? 500 : 2_000,
