@@ -45,6 +45,11 @@ export class HeapSampler {
 		clearInterval(this.#timer);
 		return this.sample();
 	}
+
+	/** The most the memory outside the heap grew past its level at the call's start, so far. */
+	get externalGrowth(): number {
+		return this.#externalGrowth;
+	}
 }
 
 /**

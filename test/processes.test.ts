@@ -205,6 +205,21 @@ describe("process executor", () => {
 		});
 	}
 
+	it("auto: what earlier calls kept or dropped outside the heap is not charged to the next call, and what it grows is", async () => {
+		const scheduler = Scheduler.withThreads({ maxWorkers: 1 });
+		const plugin = new PynisherPlugin({ memoryLimit: "128mb" });
+		const kept = scheduler.task(job("keepBuffers"), { plugins: [plugin] });
+		const dropped = scheduler.task(job("fillBuffers"), { plugins: [plugin] });
+		const over = scheduler.task(job("holdBuffers"), { plugins: [plugin] });
+		// The thread keeps 100 MB (a cache), then a call adds 60 MB: 160 MB in all, 60 MB its own.
+		// Then a call drops 100 MB, which the next one's 200 MB would reuse: that one passes its limit.
+		const { futures } = await runAll(scheduler, () => [kept.submit(100), kept.submit(60), dropped.submit(100), over.submit(200, 400)]);
+		assert.deepEqual(
+			futures.map((future) => `${future.result ?? (future.exception as Error | undefined)?.name} in a ${future.usage?.where}`),
+			["100 in a thread", "160 in a thread", "100 in a thread", "MemoryLimitError in a process"],
+		);
+	});
+
 	it("escalate: false makes auto behave as heap: the call stays in its thread", async () => {
 		const scheduler = Scheduler.withThreads({ maxWorkers: 1 });
 		const plugin = new PynisherPlugin({ memoryLimit: "64mb", escalate: false });

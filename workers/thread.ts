@@ -1,5 +1,7 @@
 // Runs inside each worker thread of a piscina pool: loads the task's function, calls it, and
 // reports what it measured. Limits are enforced from the main thread, never from here.
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { BroadcastChannel, workerData } from "node:worker_threads";
 import { CallControl } from "../src/context.ts";
 import { ControlView, currentTid, ThreadClock } from "../src/control.ts";
@@ -14,6 +16,15 @@ const control = new ControlView(data.control);
 const tid = currentTid();
 const clock = new ThreadClock();
 const running = new Map<number, CallControl>();
+
+/**
+ * A call whose memory outside the heap grew by more than this has its thread collect garbage
+ * before the next call starts: Buffers it dropped still count as external memory until they are
+ * collected, and the next call's growth is measured from its start.
+ */
+const COLLECT_AFTER_BYTES = 32 * 1024 * 1024;
+let collectFirst = false;
+let collect: (() => void) | undefined;
 
 const channel = new BroadcastChannel(data.channel);
 channel.unref();
@@ -42,6 +53,10 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 			throw loaded.error;
 		}
 	}
+	if (collectFirst) {
+		collectFirst = false;
+		collectGarbage();
+	}
 	const startCpu = clock.start();
 	if (!control.markStarted(slot, generation, tid, startCpu)) {
 		return undefined;
@@ -50,6 +65,8 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 	// Registered before the load, so that a stop's notice during the load reaches the call.
 	const context = new CallControl(payload.id);
 	running.set(payload.id, context);
+	// From the start, so that what the job's module allocates as it loads counts as the call's.
+	const sampler = new HeapSampler((peak, external) => control.setMemory(slot, generation, peak, external));
 	let failedLoad: FailedLoad | undefined;
 	if (loadedFunction(payload.ref) === undefined) {
 		const loaded = await underLoadWord(slot, generation, () => loadFunction(payload.ref));
@@ -59,13 +76,13 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 		}
 		failedLoad = loaded;
 	}
-	const sampler = new HeapSampler((peak, external) => control.setMemory(slot, generation, peak, external));
 	const result = failedLoad ?? (await invoke(payload.ref, payload.args, context, sampler));
 	running.delete(payload.id);
 	const wallMs = performance.now() - started;
 	const cpu = clock.spent(startCpu, wallMs);
 	const answer: unknown | SerializedError = result.ok ? result.value : serializeError(result.error);
 	control.finish(slot, generation, result.ok, wallMs, cpu, sampler.stop());
+	collectFirst = sampler.externalGrowth > COLLECT_AFTER_BYTES;
 	// What the call printed reaches the main thread before its answer: a thread ended after the
 	// call (a limit, the end of the run) would lose output still buffered here.
 	if (process.stdout.writableLength > 0) {
@@ -93,6 +110,20 @@ async function underLoadWord(slot: number, generation: number, load: () => Promi
 		(error: unknown): FailedLoad => ({ ok: false, error }),
 	);
 	return control.endLoad(slot, generation) ? failure : "stopped";
+}
+
+/** A full garbage collection in this thread. */
+function collectGarbage(): void {
+	if (collect === undefined) {
+		// The flag exposes `gc` to contexts made while it is set: this one only.
+		setFlagsFromString("--expose-gc");
+		collect = runInNewContext("gc") as () => void;
+		setFlagsFromString("--no-expose-gc");
+	}
+	// Buffers' memory is released by a sweep that the next collection finishes: two, so that
+	// what was dropped no longer counts as external memory.
+	collect();
+	collect();
 }
 
 function drained(stream: NodeJS.WriteStream): Promise<void> {

@@ -525,8 +525,13 @@ class AutoWatch {
 		// pages that an earlier call freed).
 		const over = [...this.#calls].filter((call) => call.external() > call.budget);
 		if (growth <= this.#budget && over.length === 0) {
-			// Each running call's thread can fill memory at the assumed rate.
-			return (this.#budget - growth) / (MEMORY_GROWTH_BYTES_PER_MS * Math.min(this.#calls.size, CORES));
+			// Each running call's thread can fill memory at the assumed rate: the process towards
+			// the budget of all, and each call towards its own limit.
+			let waitMs = (this.#budget - growth) / (MEMORY_GROWTH_BYTES_PER_MS * Math.min(this.#calls.size, CORES));
+			for (const call of this.#calls) {
+				waitMs = Math.min(waitMs, (call.budget - call.external()) / MEMORY_GROWTH_BYTES_PER_MS);
+			}
+			return waitMs;
 		}
 		// Those calls are the cause; when none has reported (a synchronous call cannot), all of them move.
 		for (const call of over.length > 0 ? over : [...this.#calls]) {
