@@ -38,4 +38,6 @@ export interface ThreadWorkerData {
 	readonly channel: string;
 	/** Loader hooks to register before the first call (see `threadLoaders`). */
 	readonly loaders: readonly string[];
+	/** Whether the pool's heap is capped: its calls have memory limits, whose watch counts what each call grows. */
+	readonly capped: boolean;
 }

@@ -18,9 +18,9 @@ const clock = new ThreadClock();
 const running = new Map<number, CallControl>();
 
 /**
- * A call whose memory outside the heap grew by more than this has its thread collect garbage
- * before the next call starts: Buffers it dropped still count as external memory until they are
- * collected, and the next call's growth is measured from its start.
+ * In a pool for memory-limited calls, a call whose memory outside the heap grew by more than this
+ * has its thread collect garbage before the next call starts: Buffers it dropped still count as
+ * external memory until they are collected, and the next call's growth is measured from its start.
  */
 const COLLECT_AFTER_BYTES = 32 * 1024 * 1024;
 let collectFirst = false;
@@ -82,7 +82,7 @@ export default async function runCall(payload: CallPayload): Promise<unknown> {
 	const cpu = clock.spent(startCpu, wallMs);
 	const answer: unknown | SerializedError = result.ok ? result.value : serializeError(result.error);
 	control.finish(slot, generation, result.ok, wallMs, cpu, sampler.stop());
-	collectFirst = sampler.externalGrowth > COLLECT_AFTER_BYTES;
+	collectFirst = data.capped && sampler.externalGrowth > COLLECT_AFTER_BYTES;
 	// What the call printed reaches the main thread before its answer: a thread ended after the
 	// call (a limit, the end of the run) would lose output still buffered here.
 	if (process.stdout.writableLength > 0) {

@@ -344,6 +344,11 @@ export class ProcessExecutor implements Executor {
 		const limits = call.limits;
 		const proc = this.#acquire(processHeapCap(limits));
 		let sent = false;
+		let cpuBase = 0;
+		const cpuMs = (): number => {
+			const now = proc.reader?.cpuNs() ?? -1;
+			return now < 0 ? -1 : (now - cpuBase) / 1e6;
+		};
 		let cpuAtKill = -1;
 		const stopper = new Stopper(
 			limits,
@@ -356,11 +361,6 @@ export class ProcessExecutor implements Executor {
 				proc.kill();
 			},
 		);
-		let cpuBase = 0;
-		const cpuMs = (): number => {
-			const now = proc.reader?.cpuNs() ?? -1;
-			return now < 0 ? -1 : (now - cpuBase) / 1e6;
-		};
 		const guard =
 			limits === undefined
 				? undefined

@@ -92,7 +92,7 @@ export class ThreadExecutor implements Executor {
 	#pool(capBytes: number): Piscina<CallPayload, unknown> {
 		let pool = this.#pools.get(capBytes);
 		if (pool === undefined) {
-			const workerData: ThreadWorkerData = { control: this.#buffer, channel: this.#channelName, loaders: threadLoaders() };
+			const workerData: ThreadWorkerData = { control: this.#buffer, channel: this.#channelName, loaders: threadLoaders(), capped: capBytes > 0 };
 			const cap = capBytes > 0 ? heapCapMb(capBytes) : undefined;
 			pool = new Piscina<CallPayload, unknown>({
 				filename: THREAD_ENTRY,
@@ -232,7 +232,7 @@ export class ThreadExecutor implements Executor {
 		// the process's resident memory did not grow: the allocator reused pages an earlier call
 		// freed). What its thread measured decides then: it runs again in a process.
 		const external = ended !== 0 && auto !== undefined ? this.#control.externalMemory(slot) : 0;
-		if (external > capBytes) {
+		if (auto !== undefined && external > auto.budget) {
 			return { kind: "exception", error: new EscalationSignal(`Memory outside the heap passed the limit: it grew by ${Math.round(external / MiB)} MB during the call`), usage };
 		}
 		return answerOutcome(ended, answered, answer, failure, usage, limits, capBytes);
@@ -520,23 +520,26 @@ class AutoWatch {
 
 	check(): number {
 		const growth = this.#readRss() - this.#baseline;
-		// The calls whose threads report more memory outside the heap than their limit have passed
-		// it, even when the process's resident memory does not show it (the allocator may reuse
-		// pages that an earlier call freed).
-		const over = [...this.#calls].filter((call) => call.external() > call.budget);
-		if (growth <= this.#budget && over.length === 0) {
-			// Each running call's thread can fill memory at the assumed rate: the process towards
-			// the budget of all, and each call towards its own limit.
-			let waitMs = (this.#budget - growth) / (MEMORY_GROWTH_BYTES_PER_MS * Math.min(this.#calls.size, CORES));
-			for (const call of this.#calls) {
-				waitMs = Math.min(waitMs, (call.budget - call.external()) / MEMORY_GROWTH_BYTES_PER_MS);
+		// Each running call's thread can fill memory at the assumed rate: the process towards the
+		// budget of all, and each call towards its own limit. A call whose thread reports more
+		// memory outside the heap than its limit has passed it, even when the process's resident
+		// memory does not show it (the allocator may reuse pages that an earlier call freed).
+		let waitMs = (this.#budget - growth) / (MEMORY_GROWTH_BYTES_PER_MS * Math.min(this.#calls.size, CORES));
+		let over: AutoCall[] | undefined;
+		for (const call of this.#calls) {
+			const headroom = call.budget - call.external();
+			if (headroom < 0) {
+				(over ??= []).push(call);
 			}
+			waitMs = Math.min(waitMs, headroom / MEMORY_GROWTH_BYTES_PER_MS);
+		}
+		if (growth <= this.#budget && over === undefined) {
 			return waitMs;
 		}
 		// Those calls are the cause; when none has reported (a synchronous call cannot), all of them move.
-		for (const call of over.length > 0 ? over : [...this.#calls]) {
+		for (const call of over ?? [...this.#calls]) {
 			this.delete(call);
-			const why = over.length > 0 ? `it grew by ${Math.round(call.external() / MiB)} MB during the call` : `the process grew by ${Math.round(growth / MiB)} MB`;
+			const why = over !== undefined ? `it grew by ${Math.round(call.external() / MiB)} MB during the call` : `the process grew by ${Math.round(growth / MiB)} MB`;
 			call.stopper.stop(new EscalationSignal(`Memory outside the heap passed the limit: ${why}`), true);
 		}
 		return this.intervalMs;
