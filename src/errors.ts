@@ -1,3 +1,5 @@
+import { registerErrors } from "./serialize.ts";
+
 /** A future that was cancelled before it produced a result. `await future` rejects with it. */
 export class CancelledError extends Error {
 	readonly code = "ERR_CANCELLED";
@@ -52,3 +54,5 @@ export class WorkerCrashedError extends Error {
 		this.signal = details.signal ?? null;
 	}
 }
+
+registerErrors(CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError);

@@ -35,14 +35,9 @@ export type HandlerErrorSink = (error: unknown, event: string) => void;
 export class Emitter {
 	readonly #mitt: Mitt<Record<string, unknown[]>> = mitt();
 	readonly #wrappers = new Map<string, Map<Handler<never>, (args: unknown[]) => void>>();
-	#sink: HandlerErrorSink;
+	readonly #sink: HandlerErrorSink;
 
 	constructor(sink: HandlerErrorSink) {
-		this.#sink = sink;
-	}
-
-	/** Replaces where handler errors go. */
-	set sink(sink: HandlerErrorSink) {
 		this.#sink = sink;
 	}
 
@@ -100,10 +95,5 @@ export class Emitter {
 				handler(args);
 			}
 		}
-	}
-
-	/** How many handlers `event` has. */
-	count(event: string): number {
-		return this.#wrappers.get(event)?.size ?? 0;
 	}
 }

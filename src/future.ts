@@ -20,6 +20,9 @@ export type FutureState = "queued" | "running" | "result" | "exception" | "cance
 
 let nextId = 1;
 
+/** Set by the class itself, in its static block (see `FutureControl`). */
+export let futureControl: FutureControl;
+
 /**
  * An awaitable handle on one submitted call. `await future` gives the result, or throws the
  * task's error (a `CancelledError` when it was cancelled).
@@ -104,10 +107,14 @@ export class Future<R = unknown> implements PromiseLike<R> {
 	 * thread is terminated and replaced, its process killed). Returns `false` when it had already ended.
 	 */
 	cancel(reason = "The task was cancelled"): boolean {
+		return this.#cancel(new CancelledError(reason));
+	}
+
+	#cancel(reason: CancelledError): boolean {
 		if (this.done) {
 			return false;
 		}
-		this.#canceller?.cancel(new CancelledError(reason));
+		this.#canceller?.cancel(reason);
 		return true;
 	}
 
@@ -123,43 +130,53 @@ export class Future<R = unknown> implements PromiseLike<R> {
 		return this.#settled().finally(onFinally);
 	}
 
-	/** @internal */
-	_bind(canceller: { cancel(reason: CancelledError): void }): void {
-		this.#canceller = canceller;
-	}
-
-	/** @internal */
-	_started(): void {
-		if (this.#state === "queued") {
-			this.#state = "running";
-		}
-	}
-
-	/** @internal Records how it ended; the promise settles in `_release`, after the events. */
-	_settle(outcome: Outcome<R>): void {
-		this.#usage = outcome.usage;
-		if (outcome.kind === "result") {
-			this.#state = "result";
-			this.#value = outcome.value;
-		} else if (outcome.kind === "exception") {
-			this.#state = "exception";
-			this.#error = outcome.error;
-		} else {
-			this.#state = "cancelled";
-			this.#error = outcome.error;
-		}
-	}
-
-	/** @internal */
-	_release(): void {
-		this.#released = true;
-		if (this.#state === "result") {
-			this.#resolve?.(this.#value);
-		} else {
-			this.#reject?.(this.#error);
-		}
+	static {
+		futureControl = {
+			bind: (future, canceller) => {
+				future.#canceller = canceller;
+			},
+			cancel: (future, reason) => future.#cancel(reason),
+			start: (future) => {
+				if (future.#state === "queued") {
+					future.#state = "running";
+				}
+			},
+			settle: (future, outcome) => {
+				future.#usage = outcome.usage;
+				if (outcome.kind === "result") {
+					future.#state = "result";
+					future.#value = outcome.value;
+				} else {
+					future.#state = outcome.kind;
+					future.#error = outcome.error;
+				}
+			},
+			release: (future) => {
+				future.#released = true;
+				if (future.#state === "result") {
+					future.#resolve?.(future.#value);
+				} else {
+					future.#reject?.(future.#error);
+				}
+			},
+		};
 	}
 }
+
+/** The scheduler's and the task's hold on a future: the private seam, not exported by the package. */
+export interface FutureControl {
+	/** Gives the future what cancels its call. */
+	bind(future: Future, canceller: { cancel(reason: CancelledError): void }): void;
+	/** Cancels its call with `reason`, as `future.cancel()` does; `false` when it had ended. */
+	cancel(future: Future, reason: CancelledError): boolean;
+	/** Its call started running. */
+	start(future: Future): void;
+	/** Records how it ended; its promise settles in `release`, after the events. */
+	settle(future: Future, outcome: Outcome): void;
+	release(future: Future): void;
+}
+
+
 
 /** How a call ended, as an executor reports it. */
 export type Outcome<R = unknown> =

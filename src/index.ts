@@ -1,11 +1,13 @@
-export { Scheduler, type ExitCode, type ExitState, type ExceptionAction, type ErrorClass, type RunOptions, type PoolOptions } from "./scheduler.ts";
-export { Task, type TaskOptions } from "./task.ts";
+export { Scheduler, type PoolOptions } from "./scheduler.ts";
+export type { ExitCode, ExitState, ExceptionAction, ErrorClass, RunOptions } from "./run-options.ts";
+export { Task, type TaskOptions, type CallOptions } from "./task.ts";
 export { Future, type FutureState, type Usage, type Where, type Outcome } from "./future.ts";
 export { defineEvent, type EventKey, type Handler } from "./events.ts";
 export type { FunctionRef } from "./ref.ts";
 export type { Plugin } from "./plugins/plugin.ts";
-export type { Call, Limits } from "./executors/executor.ts";
+export type { Call } from "./executors/executor.ts";
+export type { Limits } from "./limits/types.ts";
 export { Limiter, type LimiterOptions } from "./plugins/limiter.ts";
 export { CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError } from "./errors.ts";
-export { currentCall, taskSignal, type CallContext } from "./context.ts";
+export { currentCall, taskSignal, type CallContext } from "./worker/context.ts";
 export { parseDuration, parseMemory, type Duration, type MemorySize, type TimeUnit, type MemoryUnit } from "./units.ts";

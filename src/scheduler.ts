@@ -1,104 +1,18 @@
-import { availableParallelism } from "node:os";
-import { Dispatcher, type ExecutorKind } from "./dispatcher.ts";
 import { CancelledError, SchedulerStateError } from "./errors.ts";
 import { type AnyEventKey, type ArgsOf, Emitter, defineEvent, type Handler } from "./events.ts";
+import { Dispatcher, type ExecutorKind } from "./executors/dispatcher.ts";
 import type { Call } from "./executors/executor.ts";
-import type { Future, Outcome } from "./future.ts";
+import { type Future, futureControl, type Outcome } from "./future.ts";
 import type { FunctionRef } from "./ref.ts";
-import { Task, type TaskOptions } from "./task.ts";
-import { describeExpected, type Duration, parseCount, parseDuration } from "./units.ts";
+import { type Ending, type ExceptionAction, type ExitState, exceptionAction, type FilledRunOptions, laterEnding, parseRunOptions, type RunOptions } from "./run-options.ts";
+import { openPort } from "./scheduler-port.ts";
+import { Task, taskControl, type TaskOptions } from "./task.ts";
+import { exposeForTests } from "./test-hooks.ts";
+import { TimerSet } from "./timer-set.ts";
+import { describeExpected, type Duration, parseDuration } from "./units.ts";
+import { parsePoolOptions, type PoolOptions } from "./pool-options.ts";
 
-/** How a run ended. */
-export type ExitCode = "exhausted" | "timeout" | "stopped" | "cancelled" | "exception";
-
-/** What `run()` resolves to. */
-export interface ExitState {
-	readonly code: ExitCode;
-	/** The error that ended the run, for `"exception"` (and `"cancelled"`: the `CancelledError`). */
-	readonly exception?: unknown;
-}
-
-/** What to do when a future ends in an exception (or is cancelled). */
-export type ExceptionAction = "raise" | "end" | "continue";
-
-/** A class of errors, matched with `instanceof`. */
-export type ErrorClass = abstract new (...args: never[]) => unknown;
-
-/** Options of `scheduler.run()`. */
-export interface RunOptions {
-	/** End the run after this long (`"1h"`, `[30, "s"]`, seconds). @default no timeout */
-	readonly timeout?: Duration;
-	/** End the run when nothing is queued, running or scheduled with `callLater`. @default true */
-	readonly endOnEmpty?: boolean;
-	/** When the run ends, wait for queued and running calls; `false` cancels them. @default true */
-	readonly wait?: boolean;
-	/**
-	 * What a future's exception (or a handler's error) does: `"raise"` ends the run and rejects
-	 * `run()` with it, `"end"` ends the run with code `"exception"`, `"continue"` goes on. A list of
-	 * `[ErrorClass, action]` pairs picks by class, first match wins; no match raises.
-	 * @default "raise"
-	 */
-	readonly onException?: ExceptionAction | readonly (readonly [ErrorClass, ExceptionAction])[];
-	/** What a cancelled future does: `"raise"`, `"end"` (code `"cancelled"`) or `"continue"`. @default "raise" */
-	readonly onCancelled?: ExceptionAction;
-}
-
-/** Options of the thread and process executors. */
-export interface PoolOptions {
-	/** How many calls run at once. @default os.availableParallelism() */
-	readonly maxWorkers?: number;
-}
-
-interface FilledRunOptions {
-	readonly timeoutMs: number | undefined;
-	readonly endOnEmpty: boolean;
-	readonly wait: boolean;
-	readonly onException: ExceptionAction | readonly (readonly [ErrorClass, ExceptionAction])[];
-	readonly onCancelled: ExceptionAction;
-}
-
-interface Ending extends ExitState {
-	readonly raise: boolean;
-}
-
-const ACTIONS: readonly string[] = ["raise", "end", "continue"];
-
-function parseAction(option: string, value: unknown): ExceptionAction {
-	if (typeof value !== "string" || !ACTIONS.includes(value)) {
-		throw new TypeError(describeExpected(option, '"raise", "end" or "continue"', value));
-	}
-	return value as ExceptionAction;
-}
-
-function parseRunOptions(options: unknown): FilledRunOptions {
-	if (typeof options !== "object" || options === null) {
-		throw new TypeError(describeExpected("options", "an object", options));
-	}
-	const { timeout, endOnEmpty = true, wait = true, onException = "raise", onCancelled = "raise" } = options as RunOptions;
-	for (const [name, value] of [["endOnEmpty", endOnEmpty], ["wait", wait]] as const) {
-		if (typeof value !== "boolean") {
-			throw new TypeError(describeExpected(name, "a boolean", value));
-		}
-	}
-	let policy: FilledRunOptions["onException"];
-	if (Array.isArray(onException)) {
-		policy = onException.map((pair: unknown, index) => {
-			if (!Array.isArray(pair) || pair.length !== 2 || typeof pair[0] !== "function") {
-				throw new TypeError(describeExpected(`onException[${index}]`, "an [ErrorClass, action] pair", pair));
-			}
-			return [pair[0] as ErrorClass, parseAction(`onException[${index}][1]`, pair[1])] as const;
-		});
-	} else {
-		policy = parseAction("onException", onException);
-	}
-	return {
-		timeoutMs: timeout === undefined ? undefined : parseDuration("timeout", timeout),
-		endOnEmpty,
-		wait,
-		onException: policy,
-		onCancelled: parseAction("onCancelled", onCancelled),
-	};
-}
+export type { PoolOptions };
 
 /**
  * Runs tasks on an executor (the main thread, a worker-thread pool, or a pool of processes) and
@@ -140,29 +54,30 @@ export class Scheduler {
 	readonly FUTURE_RESULT = Scheduler.FUTURE_RESULT;
 	readonly FUTURE_EXCEPTION = Scheduler.FUTURE_EXCEPTION;
 
-	readonly #dispatcher: Dispatcher;
+	readonly #dispatcher: Dispatcher<Task>;
 	readonly #emitter: Emitter;
 	#state: "idle" | "running" | "finishing" = "idle";
 	#options: FilledRunOptions | undefined;
 	#ending: Ending | undefined;
 	#endRun: ((ending: Ending) => void) | undefined;
 	#drainWaiters: (() => void)[] = [];
-	readonly #timers = new Set<NodeJS.Timeout>();
+	readonly #timers = new TimerSet();
 
 	/** Use `Scheduler.withSequential()`, `withThreads()` or `withProcesses()`. */
 	constructor(executor: ExecutorKind, options: PoolOptions = {}) {
-		if (executor !== "sequential" && executor !== "threads" && executor !== "processes") {
-			throw new TypeError(describeExpected("executor", '"sequential", "threads" or "processes"', executor));
-		}
-		if (typeof options !== "object" || options === null) {
-			throw new TypeError(describeExpected("options", "an object", options));
-		}
-		const maxWorkers = options.maxWorkers === undefined ? availableParallelism() : parseCount("maxWorkers", options.maxWorkers);
-		this.#dispatcher = new Dispatcher(executor, maxWorkers, {
-			started: (task, future) => task._started(future),
-			settled: (task, future, outcome) => this.#settled(task, future, outcome),
+		const pool = parsePoolOptions(executor, options);
+		this.#dispatcher = new Dispatcher<Task>(pool.executor, pool.maxWorkers, {
+			started: (task, call) => taskControl.started(task, call.future),
+			settled: (task, call, outcome) => this.#settled(task, call.future, outcome),
 		});
-		this.#emitter = new Emitter((error, event) => this._handlerError(error, event));
+		this.#emitter = new Emitter((error, event) => this.#handlerError(error, event));
+		openPort(this, {
+			assertAccepting: () => this.#assertAccepting(),
+			accepting: () => this.#state === "running",
+			submit: (call, task) => this.#submit(call, task),
+			handlerError: (error, event) => this.#handlerError(error, event),
+		});
+		exposeForTests(this, { dispatcher: () => this.#dispatcher });
 	}
 
 	/** Runs each call in the main thread, one at a time. Calls with limits run in a forked process. */
@@ -200,11 +115,6 @@ export class Scheduler {
 		return this.#dispatcher.size;
 	}
 
-	/** @internal For tests and benchmarks. */
-	get _dispatcher(): Dispatcher {
-		return this.#dispatcher;
-	}
-
 	/** Creates a task that submits to this scheduler. */
 	task<Args extends unknown[] = unknown[], R = unknown>(ref: FunctionRef, options: TaskOptions = {}): Task<Args, R> {
 		return new Task<Args, R>(ref, this, options);
@@ -240,7 +150,7 @@ export class Scheduler {
 		const keepAlive = setInterval(() => {}, 1 << 30);
 		this.#dispatcher.open();
 		if (filled.timeoutMs !== undefined) {
-			this.#timer(filled.timeoutMs, () => {
+			this.#timers.after(filled.timeoutMs, () => {
 				if (this.#end({ code: "timeout", raise: false })) {
 					this.#emitter.emit(Scheduler.TIMEOUT);
 				}
@@ -250,9 +160,6 @@ export class Scheduler {
 		this.#checkEmpty();
 		const ending = await ended;
 		this.#state = "finishing";
-		for (const timer of this.#timers) {
-			clearTimeout(timer);
-		}
 		this.#timers.clear();
 		this.#emitter.emit(Scheduler.FINISHING);
 		if (!filled.wait) {
@@ -297,32 +204,22 @@ export class Scheduler {
 		if (typeof fn !== "function") {
 			throw new TypeError(describeExpected("fn", "a function", fn));
 		}
-		this._assertAccepting();
-		const timer = this.#timer(ms, () => {
+		this.#assertAccepting();
+		const cancel = this.#timers.after(ms, () => {
 			try {
 				const returned = fn();
 				if (returned instanceof Promise) {
-					returned.catch((error: unknown) => this._handlerError(error, "callLater"));
+					returned.catch((error: unknown) => this.#handlerError(error, "callLater"));
 				}
 			} catch (error) {
-				this._handlerError(error, "callLater");
+				this.#handlerError(error, "callLater");
 			}
 			this.#checkEmpty();
 		});
 		return () => {
-			clearTimeout(timer);
-			this.#timers.delete(timer);
+			cancel();
 			this.#checkEmpty();
 		};
-	}
-
-	#timer(ms: number, fn: () => void): NodeJS.Timeout {
-		const timer = setTimeout(() => {
-			this.#timers.delete(timer);
-			fn();
-		}, ms);
-		this.#timers.add(timer);
-		return timer;
 	}
 
 	/** Ends the run with `ending` unless it is already ending; returns whether it did. */
@@ -347,33 +244,26 @@ export class Scheduler {
 		}
 	}
 
-	/** @internal */
-	_assertAccepting(): void {
+	#assertAccepting(): void {
 		if (this.#state === "idle") {
 			throw new SchedulerStateError("Cannot submit: the scheduler is not running; call task.submit() from a Scheduler.STARTED handler or while run() is under way");
 		}
 	}
 
-	/** @internal Whether new calls are taken (not while a run finishes). */
-	get _accepting(): boolean {
-		return this.#state === "running";
-	}
-
-	/** @internal */
-	_submit(call: Call, task: Task): void {
+	#submit(call: Call, task: Task): void {
 		const future = call.future;
-		future._bind(this.#dispatcher.submit(call, task));
+		futureControl.bind(future, this.#dispatcher.submit(call, task));
 		this.#emitter.emit(Scheduler.FUTURE_SUBMITTED, future);
 	}
 
 	#settled(task: Task, future: Future, outcome: Outcome): void {
-		task._settled(future, outcome);
+		taskControl.settled(task, future, outcome);
 		this.#emitter.emit(Scheduler.FUTURE_DONE, future);
 		if (outcome.kind === "result") {
 			this.#emitter.emit(Scheduler.FUTURE_RESULT, future, outcome.value);
 		} else if (outcome.kind === "exception") {
 			this.#emitter.emit(Scheduler.FUTURE_EXCEPTION, future, outcome.error);
-			this.#apply(this.#exceptionAction(outcome.error), "exception", outcome.error, `${future.taskName} raised an exception`);
+			this.#apply(exceptionAction(this.#options?.onException ?? "raise", outcome.error), "exception", outcome.error, `${future.taskName} raised an exception`);
 		} else {
 			this.#emitter.emit(Scheduler.FUTURE_CANCELLED, future);
 			// Cancellations made by the run's own ending are not a reason to raise.
@@ -381,26 +271,13 @@ export class Scheduler {
 				this.#apply(this.#options?.onCancelled ?? "raise", "cancelled", outcome.error, `${future.taskName} was cancelled`);
 			}
 		}
-		future._release();
+		futureControl.release(future);
 		if (this.#dispatcher.size === 0 && this.#drainWaiters.length > 0) {
 			for (const resolve of this.#drainWaiters.splice(0)) {
 				resolve();
 			}
 		}
 		this.#checkEmpty();
-	}
-
-	#exceptionAction(error: unknown): ExceptionAction {
-		const policy = this.#options?.onException ?? "raise";
-		if (typeof policy === "string") {
-			return policy;
-		}
-		for (const [ErrorClass, action] of policy) {
-			if (error instanceof (ErrorClass as unknown as abstract new () => unknown)) {
-				return action;
-			}
-		}
-		return "raise";
 	}
 
 	#apply(action: ExceptionAction, code: "exception" | "cancelled", error: unknown, reason: string): void {
@@ -414,22 +291,19 @@ export class Scheduler {
 			}
 			return;
 		}
-		// An error while the run ends is not lost: under "raise" run() rejects with it, under
-		// "end" a run that was merely exhausted ends with it.
-		const ending = this.#ending;
-		if (ending !== undefined && ((raise && !ending.raise) || (!raise && ending.code === "exhausted"))) {
-			this.#ending = { code, exception: error, raise };
+		if (this.#ending !== undefined) {
+			this.#ending = laterEnding(this.#ending, { code, exception: error, raise });
 		}
 	}
 
-	/** @internal An event handler, a plugin hook or a callLater function threw. */
-	_handlerError(error: unknown, event: string): void {
+	/** An event handler, a plugin hook or a callLater function threw. */
+	#handlerError(error: unknown, event: string): void {
 		if (this.#state === "idle") {
 			process.emitWarning(`A handler of "${event}" failed after the run ended: ${error instanceof Error ? error.message : String(error)}`, {
 				code: "BYOP_HANDLER_ERROR",
 			});
 			return;
 		}
-		this.#apply(this.#exceptionAction(error), "exception", error, `A handler of "${event}" threw`);
+		this.#apply(exceptionAction(this.#options?.onException ?? "raise", error), "exception", error, `A handler of "${event}" threw`);
 	}
 }

@@ -1,6 +1,3 @@
-import { CancelledError, DataCloneError, SchedulerStateError, TaskLoadError, WorkerCrashedError } from "./errors.ts";
-import { CpuTimeLimitError, LimitExceededError, MemoryLimitError, WallTimeLimitError } from "./pynisher/errors.ts";
-
 /** An error as it crosses a thread or process boundary. */
 export interface SerializedError {
 	readonly __byopError: true;
@@ -13,25 +10,20 @@ export interface SerializedError {
 	readonly thrown?: { readonly value: unknown; readonly type: string };
 }
 
-const CLASSES: Readonly<Record<string, { prototype: object }>> = {
-	Error,
-	TypeError,
-	RangeError,
-	SyntaxError,
-	ReferenceError,
-	EvalError,
-	URIError,
-	AggregateError,
-	CancelledError,
-	SchedulerStateError,
-	TaskLoadError,
-	DataCloneError,
-	WorkerCrashedError,
-	LimitExceededError,
-	WallTimeLimitError,
-	CpuTimeLimitError,
-	MemoryLimitError,
-};
+/** The classes an error keeps when it crosses a boundary, by name: the built-in ones and those registered. */
+const classes = new Map<string, { prototype: object }>(
+	[Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError, AggregateError].map((type) => [type.name, type]),
+);
+
+/**
+ * Registers error classes that keep their class when they cross a thread or process boundary
+ * (matched by class name). Each module that defines such errors registers its own.
+ */
+export function registerErrors(...types: { readonly name: string; readonly prototype: object }[]): void {
+	for (const type of types) {
+		classes.set(type.name, type);
+	}
+}
 
 function cloneable(value: unknown): boolean {
 	if (value === null || typeof value !== "object") {
@@ -104,14 +96,15 @@ export function serializeError(error: unknown, depth = 0): SerializedError {
 
 /** Rebuilds an error from its serialized form; byop's own and the built-in error classes keep their class. */
 export function deserializeError(serialized: SerializedError): Error {
-	const prototype = Object.hasOwn(CLASSES, serialized.name) ? CLASSES[serialized.name]!.prototype : Error.prototype;
+	const known = classes.get(serialized.name);
+	const prototype = known?.prototype ?? Error.prototype;
 	const error = Object.create(prototype) as Error;
 	const define = (key: string, value: unknown): void => {
 		Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false });
 	};
 	define("message", serialized.message);
 	define("stack", serialized.stack ?? `${serialized.name}: ${serialized.message}`);
-	if ((prototype as Error).name !== serialized.name || Object.hasOwn(CLASSES, serialized.name)) {
+	if ((prototype as Error).name !== serialized.name || known !== undefined) {
 		Object.defineProperty(error, "name", { value: serialized.name, writable: true, configurable: true, enumerable: false });
 	}
 	for (const [key, value] of Object.entries(serialized.props)) {

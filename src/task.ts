@@ -1,10 +1,18 @@
 import { type AnyEventKey, type ArgsOf, Emitter, defineEvent, type EventKey, type Handler } from "./events.ts";
+import { CancelledError } from "./errors.ts";
 import type { Call } from "./executors/executor.ts";
-import { Future, type Outcome } from "./future.ts";
+import { Future, futureControl, type Outcome } from "./future.ts";
 import type { Plugin } from "./plugins/plugin.ts";
 import { describeRef, type FunctionRef, type ResolvedRef, resolveRef } from "./ref.ts";
 import type { Scheduler } from "./scheduler.ts";
+import { portOf, type SchedulerPort } from "./scheduler-port.ts";
 import { describeExpected } from "./units.ts";
+
+/** What only one call can say, passed to `task.submitWith()`. */
+export interface CallOptions {
+	/** Aborting it cancels the call, as `future.cancel()` does; the `CancelledError`'s `cause` is the signal's reason. */
+	readonly signal?: AbortSignal;
+}
 
 /** Options of a task. */
 export interface TaskOptions {
@@ -15,6 +23,9 @@ export interface TaskOptions {
 }
 
 let nextCallId = 1;
+
+/** Set by the class itself, in its static block (see `TaskControl`). */
+export let taskControl: TaskControl;
 
 /**
  * A function that a scheduler runs: `submit(...args)` queues one call of it and returns a
@@ -51,14 +62,17 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
 	/** Its plugins, in order. */
 	readonly plugins: readonly Plugin[];
 	readonly #emitter: Emitter;
+	readonly #port: SchedulerPort;
 	readonly #running = new Set<Future>();
 
 	constructor(ref: FunctionRef, scheduler: Scheduler, options: TaskOptions = {}) {
 		this.ref = resolveRef(ref);
-		if (typeof scheduler !== "object" || scheduler === null || typeof (scheduler as { _submit?: unknown })._submit !== "function") {
+		const port = portOf(scheduler);
+		if (port === undefined) {
 			throw new TypeError(describeExpected("scheduler", "a Scheduler", scheduler));
 		}
 		this.scheduler = scheduler;
+		this.#port = port;
 		if (typeof options !== "object" || options === null) {
 			throw new TypeError(describeExpected("options", "an object", options));
 		}
@@ -76,7 +90,7 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
 		}
 		this.name = name ?? describeRef(this.ref);
 		this.plugins = [...plugins];
-		this.#emitter = new Emitter((error, event) => scheduler._handlerError(error, event));
+		this.#emitter = new Emitter((error, event) => port.handlerError(error, event));
 		for (const plugin of this.plugins) {
 			plugin.attach?.(this);
 		}
@@ -109,8 +123,31 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
 	 * @throws {SchedulerStateError} When the scheduler is not running.
 	 */
 	submit(...args: Args): Future<R> | undefined {
-		this.scheduler._assertAccepting();
-		if (!this.scheduler._accepting) {
+		return this.#submit(undefined, args);
+	}
+
+	/**
+	 * Queues one call with `args`, with options that only this call has: aborting `signal`
+	 * cancels the call like `future.cancel()`.
+	 *
+	 * @example
+	 * const future = task.submitWith({ signal: AbortSignal.timeout(5000) }, data);
+	 * @throws {SchedulerStateError} When the scheduler is not running.
+	 * @throws {TypeError} When `options.signal` is not an `AbortSignal`.
+	 */
+	submitWith(options: CallOptions, ...args: Args): Future<R> | undefined {
+		if (typeof options !== "object" || options === null) {
+			throw new TypeError(describeExpected("options", "an object", options));
+		}
+		if (options.signal !== undefined && !(options.signal instanceof AbortSignal)) {
+			throw new TypeError(describeExpected("signal", "an AbortSignal", options.signal));
+		}
+		return this.#submit(options.signal, args);
+	}
+
+	#submit(signal: AbortSignal | undefined, args: Args): Future<R> | undefined {
+		this.#port.assertAccepting();
+		if (!this.#port.accepting()) {
 			return undefined;
 		}
 		const future = new Future<R>(this.name, args);
@@ -122,36 +159,64 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
 		}
 		this.#running.add(future as Future);
 		this.#emitter.emit(Task.SUBMITTED, future as Future, ...call.args);
-		this.scheduler._submit(call, this as Task);
+		this.#port.submit(call, this as Task);
+		if (signal !== undefined) {
+			cancelOnAbort(future as Future, signal);
+		}
 		return future;
 	}
 
-	/** @internal The scheduler reports that a call started. */
-	_started(future: Future): void {
-		future._started();
-		for (const plugin of this.plugins) {
-			plugin.started?.(future, this as Task);
-		}
+	static {
+		taskControl = {
+			started: (task, future) => {
+				futureControl.start(future);
+				for (const plugin of task.plugins) {
+					plugin.started?.(future, task);
+				}
+			},
+			settled: (task, future, outcome) => {
+				task.#running.delete(future);
+				futureControl.settle(future, outcome);
+				for (const plugin of task.plugins) {
+					try {
+						plugin.settled?.(future, outcome, task);
+					} catch (error) {
+						task.#port.handlerError(error, `${plugin.name}.settled`);
+					}
+				}
+				task.#emitter.emit(Task.DONE, future);
+				if (outcome.kind === "result") {
+					task.#emitter.emit(Task.RESULT, future, outcome.value);
+				} else if (outcome.kind === "exception") {
+					task.#emitter.emit(Task.EXCEPTION, future, outcome.error);
+				} else {
+					task.#emitter.emit(Task.CANCELLED, future);
+				}
+			},
+		};
 	}
+}
 
-	/** @internal The scheduler reports how a call ended; the task's events follow the plugins'. */
-	_settled(future: Future, outcome: Outcome): void {
-		this.#running.delete(future);
-		future._settle(outcome);
-		for (const plugin of this.plugins) {
-			try {
-				plugin.settled?.(future, outcome, this as Task);
-			} catch (error) {
-				this.scheduler._handlerError(error, `${plugin.name}.settled`);
-			}
-		}
-		this.#emitter.emit(Task.DONE, future);
-		if (outcome.kind === "result") {
-			this.#emitter.emit(Task.RESULT, future, outcome.value);
-		} else if (outcome.kind === "exception") {
-			this.#emitter.emit(Task.EXCEPTION, future, outcome.error);
-		} else {
-			this.#emitter.emit(Task.CANCELLED, future);
-		}
+/** Cancels `future`'s call when `signal` aborts, until the future ends. */
+function cancelOnAbort(future: Future, signal: AbortSignal): void {
+	const cancel = (): void => {
+		futureControl.cancel(future, new CancelledError("The call's signal was aborted", { cause: signal.reason }));
+	};
+	if (signal.aborted) {
+		cancel();
+		return;
 	}
+	signal.addEventListener("abort", cancel, { once: true });
+	void future.then(
+		() => signal.removeEventListener("abort", cancel),
+		() => signal.removeEventListener("abort", cancel),
+	);
+}
+
+/** What the scheduler tells a task of its calls: the private seam, not exported by the package. */
+export interface TaskControl {
+	/** A call of the task started running. */
+	started(task: Task, future: Future): void;
+	/** A call of the task ended; the task's events follow its plugins'. */
+	settled(task: Task, future: Future, outcome: Outcome): void;
 }

@@ -1,2 +1,2 @@
 // What code inside a task may import: the context of the call it runs in.
-export { currentCall, taskSignal, type CallContext } from "./context.ts";
+export { currentCall, taskSignal, type CallContext } from "./worker/context.ts";

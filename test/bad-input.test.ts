@@ -5,7 +5,7 @@ import assert from "node:assert/strict";
 import { describe, it } from "node:test";
 import { Limiter, Scheduler, SchedulerStateError, Task, TaskLoadError } from "../src/index.ts";
 import { limit, PynisherPlugin, WallTimeLimitError } from "../src/pynisher/index.ts";
-import { EXECUTORS, job, make, runAll } from "./helpers.ts";
+import { EXECUTORS, job, make, runAll, threadCounts } from "./helpers.ts";
 
 type Thrower = () => unknown;
 type Expectation = readonly [string, Thrower, typeof TypeError | typeof RangeError, RegExp];
@@ -65,7 +65,7 @@ describe("bad input: options are checked where they are given", () => {
 			assert.equal(scheduler.running, false, `${what}: the scheduler is idle`);
 		}
 		assert.equal(started, 0, "no run started");
-		assert.equal(scheduler._dispatcher.threads, undefined, "no pool was started");
+		assert.equal(threadCounts(scheduler), undefined, "no pool was started");
 		const { exit, futures } = await runAll(scheduler, () => [add.submit(1, 2)]);
 		assert.equal(exit.code, "exhausted");
 		assert.equal(await futures[0], 3);

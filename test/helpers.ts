@@ -1,6 +1,7 @@
 import { readFileSync } from "node:fs";
 import { Scheduler, type Future, Task } from "../src/index.ts";
 import type { FunctionRef } from "../src/ref.ts";
+import { viewOf } from "../src/test-hooks.ts";
 
 /** A reference to an export of test/fixtures/jobs.ts. */
 export function job(name: string): FunctionRef {
@@ -66,4 +67,36 @@ export function alive(pid: number): boolean {
 	} catch {
 		return false;
 	}
+}
+
+/** The dispatcher of a scheduler, as the test hooks expose it. */
+function dispatcherOf(scheduler: Scheduler): object {
+	const dispatcher = viewOf<object>(scheduler, "dispatcher");
+	if (dispatcher === undefined) {
+		throw new Error("the scheduler exposes no dispatcher");
+	}
+	return dispatcher;
+}
+
+/** The pids of a scheduler's pool processes alive now (none before its process pool starts). */
+export function poolPids(scheduler: Scheduler): number[] {
+	const processes = viewOf<object>(dispatcherOf(scheduler), "processes");
+	return processes === undefined ? [] : (viewOf<number[]>(processes, "pids") ?? []);
+}
+
+/** The process executor of a scheduler, once started. */
+export function processExecutorOf(scheduler: Scheduler): { warm(): void } | undefined {
+	return viewOf<{ warm(): void }>(dispatcherOf(scheduler), "processes");
+}
+
+/** The worker threads of a scheduler's thread pools, alive and known to have started; `undefined` before a pool starts. */
+export function threadCounts(scheduler: Scheduler): { alive: number; started: number } | undefined {
+	const threads = viewOf<object>(dispatcherOf(scheduler), "threads");
+	return threads === undefined ? undefined : viewOf(threads, "threads");
+}
+
+/** How often a scheduler's watchdog has fired, and whether its timer runs now. */
+export function watchdogState(scheduler: Scheduler): { ticks: number; active: boolean } {
+	const watchdog = viewOf<object>(dispatcherOf(scheduler), "watchdog");
+	return (watchdog === undefined ? undefined : viewOf<{ ticks: number; active: boolean }>(watchdog, "state")) ?? { ticks: 0, active: false };
 }

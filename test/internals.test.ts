@@ -4,15 +4,24 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { CancelledError, currentCall, defineEvent, taskSignal } from "../src/index.ts";
-import { CallControl } from "../src/context.ts";
-import { ControlView, cpuMs, createControl, ENDED_OK, ENDED_THROWN, START_REUSE_MS, ThreadClock } from "../src/control.ts";
 import { Emitter } from "../src/events.ts";
-import { ProcReader } from "../src/executors/proc.ts";
-import { heapCapMb } from "../src/executors/threads.ts";
-import { findUncloneable } from "../src/invoke.ts";
+import { MainSlots } from "../src/executors/threads/slots.ts";
+import { heapCapMb } from "../src/executors/threads/pools.ts";
+import { mergeLimits } from "../src/limits/options.ts";
+import { Watchdog } from "../src/limits/watchdog.ts";
+import { ProcReader } from "../src/procfs.ts";
+import { createSlots, ENDED } from "../src/protocol/call-slots.ts";
 import { MemoryLimitError } from "../src/pynisher/index.ts";
-import { mergeLimits } from "../src/pynisher/plugin.ts";
-import { Watchdog } from "../src/pynisher/watchdog.ts";
+import { viewOf } from "../src/test-hooks.ts";
+import { cpuMs, START_REUSE_MS, ThreadClock } from "../src/worker/clocks.ts";
+import { CallControl } from "../src/worker/context.ts";
+import { SlotWriter } from "../src/worker/slot-writer.ts";
+import { findUncloneable } from "../src/worker/uncloneable.ts";
+
+/** Whether a watchdog's timer runs, and how often it has fired. */
+function state(watchdog: Watchdog): { ticks: number; active: boolean } {
+	return viewOf<{ ticks: number; active: boolean }>(watchdog, "state")!;
+}
 import { describeRef, resolveRef } from "../src/ref.ts";
 import { deserializeError, isSerializedError, serializeError } from "../src/serialize.ts";
 
@@ -32,7 +41,6 @@ describe("Emitter", () => {
 			throw new Error("async");
 		});
 		emitter.on(event, (n) => seen.push(`last:${n}`));
-		assert.equal(emitter.count(event), 4);
 		emitter.emit(event, 1);
 		off();
 		emitter.off(event, first);
@@ -44,10 +52,7 @@ describe("Emitter", () => {
 			["sync", "sync", "async", "async"],
 		);
 		emitter.emit(defineEvent<[]>("test:nobody"));
-		const late: unknown[] = [];
-		emitter.sink = (error) => late.push(error);
-		emitter.emit(event, 3);
-		assert.equal(late.length, 1);
+		assert.equal(errors.length, 4, "an event without handlers reports nothing");
 	});
 });
 
@@ -130,15 +135,14 @@ describe("watchdog", () => {
 		const b = { intervalMs: 5, check: () => void fast++ };
 		watchdog.add(a);
 		watchdog.add(b);
-		assert.equal(watchdog.size, 2);
 		await new Promise((resolve) => setTimeout(resolve, 120));
 		watchdog.delete(b);
 		watchdog.delete(b);
 		assert.ok(fast >= 5, `fast ${fast}`);
 		assert.ok(slow >= 1 && slow <= 3, `slow ${slow}`);
-		assert.equal(watchdog.active, true);
+		assert.equal(state(watchdog).active, true);
 		watchdog.delete(a);
-		assert.equal(watchdog.active, false);
+		assert.equal(state(watchdog).active, false);
 	});
 
 	it("waits as long as a check says it can, never less than its interval nor more than a second", async () => {
@@ -153,7 +157,7 @@ describe("watchdog", () => {
 		watchdog.add(close);
 		watchdog.add(forever, Number.POSITIVE_INFINITY);
 		await new Promise((resolve) => setTimeout(resolve, 700));
-		const ticks = watchdog.ticks;
+		const ticks = state(watchdog).ticks;
 		watchdog.delete(distant);
 		watchdog.delete(close);
 		assert.ok(far >= 1 && far <= 2, `checked ${far} times in 700 ms at a 300 ms wait`);
@@ -161,9 +165,9 @@ describe("watchdog", () => {
 		// Timers fire late on a busy machine and a check may come a tick apart from the others:
 		// a few wake-ups beyond the checks, never one per millisecond.
 		assert.ok(ticks <= eager + far + 10, `${ticks} ticks for ${eager + far} checks`);
-		assert.equal(watchdog.active, true, "what waits forever is still checked, once a second");
+		assert.equal(state(watchdog).active, true, "what waits forever is still checked, once a second");
 		watchdog.delete(forever);
-		assert.equal(watchdog.active, false);
+		assert.equal(state(watchdog).active, false);
 	});
 });
 
@@ -192,38 +196,40 @@ describe("call context", () => {
 
 describe("shared call slots and thread clocks", () => {
 	it("a slot carries a call's start, its end and what it used, from worker to main side", () => {
-		const control = new ControlView(createControl(2));
-		control.reset(1, 41);
-		assert.equal(control.running(1, 41), false);
-		assert.equal(control.startedAt(1, 41), undefined, "not started yet");
+		const buffer = createSlots(2);
+		const main = new MainSlots(buffer);
+		const worker = new SlotWriter(buffer);
+		main.reset(1, 41);
+		assert.equal(main.running(1, 41), false);
+		assert.equal(main.startedAt(1, 41), undefined, "not started yet");
 		const before = performance.now();
-		assert.equal(control.markStarted(1, 40, 999, 1), false, "a call whose slot moved on does not start");
-		assert.equal(control.running(1, 40), false);
-		assert.equal(control.markStarted(1, 41, 4242, 123_456_789), true);
-		assert.equal(control.markStarted(1, 41, 4242, 1), false, "a slot is claimed once");
-		assert.equal(control.running(1, 41), true);
-		assert.equal(control.tid(1), 4242);
-		assert.equal(control.cpuBaseline(1), 123_456_789);
-		const startedAt = control.startedAt(1, 41)!;
+		assert.equal(worker.markStarted(1, 40, 999, 1), false, "a call whose slot moved on does not start");
+		assert.equal(main.running(1, 40), false);
+		assert.equal(worker.markStarted(1, 41, 4242, 123_456_789), true);
+		assert.equal(worker.markStarted(1, 41, 4242, 1), false, "a slot is claimed once");
+		assert.equal(main.running(1, 41), true);
+		assert.equal(main.tid(1), 4242);
+		assert.equal(main.cpuBase(1), 123_456_789);
+		const startedAt = main.startedAt(1, 41)!;
 		assert.ok(startedAt >= before - 1 && startedAt <= performance.now() + 1, `started at ${startedAt}`);
-		assert.equal(control.startedAt(1, 40), undefined, "another call's start is not this one's");
-		assert.equal(control.ended(1), 0);
-		control.setMemory(1, 41, 5_000_000, 1_000_000);
-		control.setMemory(1, 40, 9e9, 9e9);
-		assert.equal(control.externalMemory(1), 1_000_000, "an old call's memory is not recorded");
-		control.finish(1, 40, true, 1, 1, 1);
-		assert.equal(control.ended(1), 0, "an old call's end is not recorded");
-		control.finish(1, 41, false, 12.5, 3.25, 6_000_000);
-		assert.equal(control.ended(1), ENDED_THROWN);
-		assert.deepEqual(control.usage(1), { wallMs: 12.5, cpuMs: 3.25, peakMemoryBytes: 6_000_000, where: "thread" });
-		assert.equal(control.running(0, 41), false, "the other slot is untouched");
-		control.reset(1, 42);
-		assert.equal(control.running(1, 41), false);
-		assert.equal(control.ended(1), 0);
-		assert.equal(control.peakMemory(1), 0);
-		control.markStarted(1, 42, 1, 0);
-		control.finish(1, 42, true, 1, 1, 1);
-		assert.equal(control.ended(1), ENDED_OK);
+		assert.equal(main.startedAt(1, 40), undefined, "another call's start is not this one's");
+		assert.equal(main.ended(1), 0);
+		worker.setMemory(1, 41, 5_000_000, 1_000_000);
+		worker.setMemory(1, 40, 9e9, 9e9);
+		assert.equal(main.externalMemory(1), 1_000_000, "an old call's memory is not recorded");
+		worker.finish(1, 40, true, 1, 1, 1);
+		assert.equal(main.ended(1), 0, "an old call's end is not recorded");
+		worker.finish(1, 41, false, 12.5, 3.25, 6_000_000);
+		assert.equal(main.ended(1), ENDED.thrown);
+		assert.deepEqual(main.usage(1), { wallMs: 12.5, cpuMs: 3.25, peakMemoryBytes: 6_000_000, where: "thread" });
+		assert.equal(main.running(0, 41), false, "the other slot is untouched");
+		main.reset(1, 42);
+		assert.equal(main.running(1, 41), false);
+		assert.equal(main.ended(1), 0);
+		assert.equal(main.peakMemory(1), 0);
+		worker.markStarted(1, 42, 1, 0);
+		worker.finish(1, 42, true, 1, 1, 1);
+		assert.equal(main.ended(1), ENDED.ok);
 	});
 
 	it("reads a thread's CPU time, reusing a recent reading as a start and never reporting more than the wall time allows", () => {

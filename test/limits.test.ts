@@ -3,9 +3,11 @@ import { mkdtempSync, readdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
-import { Scheduler, Task } from "../src/index.ts";
+import { spawn } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import { CancelledError, Scheduler, Task } from "../src/index.ts";
 import { CpuTimeLimitError, LimitExceededError, limit, MemoryLimitError, PynisherPlugin, type PynisherOptions, WallTimeLimitError } from "../src/pynisher/index.ts";
-import { EXECUTORS, job, make, plain, runAll } from "./helpers.ts";
+import { alive, delay, EXECUTORS, job, make, plain, runAll, threadCounts, watchdogState } from "./helpers.ts";
 
 /** Records the plugin's and the task's events in order. */
 function watch(task: Task, plugin: PynisherPlugin): string[] {
@@ -64,20 +66,25 @@ describe("PynisherPlugin options and events", () => {
 		assert.throws(() => new PynisherPlugin(null as unknown as PynisherOptions), /`options`/);
 	});
 
-	it("combines two plugins on one task: the tighter limit wins and each emits its own events", async () => {
+	it("combines plugins on one task: the tighter limit wins and each emits only the events of its own limits", async () => {
 		const scheduler = Scheduler.withThreads({ maxWorkers: 1 });
 		const loose = new PynisherPlugin({ wallTimeLimit: "30s", memoryLimit: "1gb" });
 		const tight = new PynisherPlugin({ wallTimeLimit: "200ms", cpuTimeLimit: "20s" });
-		const task = scheduler.task(job("sleep"), { plugins: [loose, tight] });
-		let looseEvents = 0;
-		let tightEvents = 0;
-		task.on(PynisherPlugin.TIMEOUT, () => tightEvents++);
+		const memoryOnly = new PynisherPlugin({ memoryLimit: "2gb" });
+		const task = scheduler.task(job("sleep"), { plugins: [loose, tight, memoryOnly] });
+		let timeouts = 0;
+		let wallEvents = 0;
+		let cpuEvents = 0;
+		task.on(PynisherPlugin.TIMEOUT, () => timeouts++);
+		task.on(PynisherPlugin.WALL_TIME_LIMIT_REACHED, () => wallEvents++);
+		task.on(PynisherPlugin.CPU_TIME_LIMIT_REACHED, () => cpuEvents++);
 		const { futures } = await runAll(scheduler, () => [task.submit(5000)]);
 		assert.ok(futures[0]?.exception instanceof WallTimeLimitError);
 		assert.equal((futures[0]?.exception as WallTimeLimitError).limit, 200);
-		// Both plugins have a wall limit, so both emit TIMEOUT on the task.
-		assert.equal(tightEvents, 2);
-		void looseEvents;
+		// The two plugins with a wall limit emit TIMEOUT and WALL_TIME_LIMIT_REACHED; the memory-only one emits nothing.
+		assert.equal(timeouts, 2);
+		assert.equal(wallEvents, 2);
+		assert.equal(cpuEvents, 0);
 	});
 });
 
@@ -183,8 +190,8 @@ describe("limits on threads", () => {
 		let peakThreads = 0;
 		let peakStarted = 0;
 		scheduler.on(Scheduler.FUTURE_DONE, () => {
-			peakThreads = Math.max(peakThreads, scheduler._dispatcher.threads?.threadCount ?? 0);
-			peakStarted = Math.max(peakStarted, scheduler._dispatcher.threads?.startedThreads ?? 0);
+			peakThreads = Math.max(peakThreads, threadCounts(scheduler)?.alive ?? 0);
+			peakStarted = Math.max(peakStarted, threadCounts(scheduler)?.started ?? 0);
 		});
 		const { futures } = await runAll(scheduler, () => Array.from({ length: 100 }, () => task.submit()));
 		assert.equal(limitEvents, 100);
@@ -200,7 +207,7 @@ describe("limits on threads", () => {
 		assert.ok(osThreadsAfter <= osThreadsBefore, `OS threads ${osThreadsBefore} before, ${osThreadsAfter} after: ${readdirSync("/proc/self/task").map((tid) => readFileSync(`/proc/self/task/${tid}/stat`, "utf8").slice(0, 40)).join(" | ")}`);
 		const healthy = await runAll(scheduler, () => [add.submit(2, 2)]);
 		assert.equal(await healthy.futures[0], 4);
-		assert.equal(scheduler._dispatcher.watchdog.active, false, "the watchdog stops when nothing is limited");
+		assert.equal(watchdogState(scheduler).active, false, "the watchdog stops when nothing is limited");
 	});
 
 	it("a CPU limit holds while the other thread is replaced many times (each stopped call ends its thread)", async () => {
@@ -224,15 +231,15 @@ describe("limits on threads", () => {
 		let activeDuring = false;
 		scheduler.on(Scheduler.STARTED, () => {
 			scheduler.callLater("900ms", () => {
-				activeDuring = scheduler._dispatcher.watchdog.active;
+				activeDuring = watchdogState(scheduler).active;
 			});
 		});
 		const { futures } = await runAll(scheduler, () => [task.submit(1500), task.submit(1500)]);
 		assert.equal(futures.length, 2);
 		assert.equal(activeDuring, true);
 		// Sleeping calls use no CPU time: nothing needs a look before 10 s of it could have passed.
-		assert.ok(scheduler._dispatcher.watchdog.ticks <= 4, `${scheduler._dispatcher.watchdog.ticks} ticks in 1.5 s`);
-		assert.equal(scheduler._dispatcher.watchdog.active, false);
+		assert.ok(watchdogState(scheduler).ticks <= 4, `${watchdogState(scheduler).ticks} ticks in 1.5 s`);
+		assert.equal(watchdogState(scheduler).active, false);
 	});
 
 	it("a task sees its signal abort and gets its grace period before it is terminated", async () => {
@@ -281,6 +288,55 @@ describe("limit()", () => {
 		await assert.rejects(failing("plain"), { message: "plain" });
 		assert.throws(() => limit(job("add"), { executor: "gpu" as "threads" }), /`executor`/);
 		assert.throws(() => limit({ module: "" }, {}), /`ref.module`/);
+		await Promise.all([add.close(), sleepy.close(), spinner.close(), failing.close()]);
+	});
+
+	it("keeps its process warm from call to call until close(), which cancels what still runs", async () => {
+		const before = new Set(childPids());
+		const add = limit<[number, number], number>(plain("add"), { executor: "processes", maxWorkers: 1, wallTimeLimit: "10s" });
+		assert.equal(await add(1, 1), 2);
+		const first = childPids().filter((pid) => !before.has(pid));
+		assert.equal(first.length, 1, "one process serves the wrapper");
+		assert.equal(await add(2, 2), 4);
+		assert.deepEqual(childPids().filter((pid) => !before.has(pid)), first, "the next call runs in the same process");
+		const sleep = limit(plain("sleep"), { executor: "processes", maxWorkers: 1 });
+		const long = sleep(30_000);
+		await delay(300);
+		await sleep.close();
+		await assert.rejects(long, CancelledError);
+		await add.close();
+		assert.equal(alive(first[0]!), false, "close() ended the process");
+		// A closed wrapper starts again at its next call.
+		assert.equal(await add(3, 3), 6);
+		await add[Symbol.asyncDispose]();
+	});
+
+	it("never keeps a program alive that did not close it", async () => {
+		const program = fileURLToPath(new URL("./fixtures/limit-exit.ts", import.meta.url));
+		const child = spawn(process.execPath, ["--import", "tsx", program], { stdio: ["ignore", "pipe", "inherit"] });
+		let output = "";
+		child.stdout.on("data", (chunk: Buffer) => (output += chunk.toString()));
+		const code = await new Promise<number | null>((resolve) => {
+			const timer = setTimeout(() => child.kill("SIGKILL"), 30_000);
+			child.on("exit", (exitCode) => {
+				clearTimeout(timer);
+				resolve(exitCode);
+			});
+		});
+		assert.equal(code, 0, "the program exited on its own");
+		assert.equal(output.trim(), "3 5");
 	});
 });
+
+/** The pids of this process's children. */
+function childPids(): number[] {
+	const pids: number[] = [];
+	for (const tid of readdirSync("/proc/self/task")) {
+		const text = readFileSync(`/proc/self/task/${tid}/children`, "utf8").trim();
+		if (text !== "") {
+			pids.push(...text.split(" ").map(Number));
+		}
+	}
+	return pids.filter(alive);
+}
 

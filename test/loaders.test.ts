@@ -1,6 +1,7 @@
 import assert from "node:assert/strict";
 import { describe, it } from "node:test";
-import { registerLoaders, splitLoaders, threadLoaders } from "../src/loaders.ts";
+import { splitLoaders, threadLoaders } from "../src/executors/loader-flags.ts";
+import { registerLoaders } from "../src/worker/tsx-hooks.ts";
 
 function withExecArgv<T>(argv: string[], fn: () => T): T {
 	const saved = [...process.execArgv];

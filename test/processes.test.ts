@@ -7,7 +7,7 @@ import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type Future, Scheduler, WorkerCrashedError } from "../src/index.ts";
 import { MemoryLimitError, PynisherPlugin, WallTimeLimitError } from "../src/pynisher/index.ts";
-import { alive, delay, job, runAll } from "./helpers.ts";
+import { alive, delay, job, poolPids, runAll } from "./helpers.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 
@@ -70,11 +70,11 @@ describe("process executor", () => {
 		let next: Future | undefined;
 		scheduler.on(Scheduler.STARTED, () => {
 			// The process warmed at the start of the run, which takes the spinning call.
-			before = scheduler._dispatcher.processes?.pids ?? [];
+			before = poolPids(scheduler);
 			spin.on(spin.DONE, () => {
 				// The next call comes later: by then its process has been started.
 				scheduler.callLater("1s", () => {
-					after = scheduler._dispatcher.processes?.pids ?? [];
+					after = poolPids(scheduler);
 					next = echo.submit("next");
 				});
 			});
@@ -273,12 +273,13 @@ describe("process executor", () => {
 				program,
 				`import { writeFileSync } from "node:fs";
 				import { Scheduler } from "../../src/index.ts";
+				import { poolPids } from "../helpers.ts";
 				const scheduler = Scheduler.withProcesses({ maxWorkers: 2 });
 				const task = scheduler.task({ module: new URL("./plain.mjs", import.meta.url), name: "spinForever" });
 				scheduler.on(Scheduler.STARTED, () => {
 					task.submit();
 					task.submit();
-					setTimeout(() => writeFileSync(${JSON.stringify(pidFile)}, JSON.stringify(scheduler._dispatcher.processes?.pids ?? [])), ${delayMs});
+					setTimeout(() => writeFileSync(${JSON.stringify(pidFile)}, JSON.stringify(poolPids(scheduler))), ${delayMs});
 				});
 				await scheduler.run();`,
 			);

@@ -7,7 +7,7 @@ import { tmpdir } from "node:os";
 import fc from "fast-check";
 import { CancelledError, type Future, Scheduler, Task } from "../src/index.ts";
 import { LimitExceededError, PynisherPlugin, type PynisherOptions } from "../src/pynisher/index.ts";
-import { type ExecutorKind, make } from "./helpers.ts";
+import { type ExecutorKind, make, poolPids } from "./helpers.ts";
 import { descendants, leaksSince, NO_LEAKS, snapshot, type Snapshot } from "./leaks.ts";
 
 const SEED = Number(process.env["BYOP_SEED"] ?? 20_251_125);
@@ -146,7 +146,7 @@ async function check(schedule: Schedule, baseline: Snapshot): Promise<void> {
 	scheduler.on(Scheduler.FUTURE_CANCELLED, () => counts.cancelled++);
 	const groups = new Set<number>();
 	const sampler = setInterval(() => {
-		for (const pid of scheduler._dispatcher.processes?.pids ?? []) {
+		for (const pid of poolPids(scheduler)) {
 			groups.add(pid);
 		}
 	}, 20);

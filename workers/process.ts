@@ -1,11 +1,11 @@
-// Runs inside each forked process of a byop process pool: one call at a time, sent over IPC.
+// The entry of each forked process of a byop process pool: one call at a time, sent over IPC.
 // Limits are enforced by the parent, which kills this process's whole group.
 import { Worker } from "node:worker_threads";
-import { CallControl } from "../src/context.ts";
-import { HeapSampler, invoke } from "../src/invoke.ts";
-import { loadersFor } from "../src/loaders.ts";
-import type { ChildMessage, ParentMessage } from "../src/executors/process-protocol.ts";
+import type { CallPayload, ChildMessage, ParentMessage } from "../src/protocol/messages.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
+import { ProcessClock } from "../src/worker/clocks.ts";
+import { RunningCalls } from "../src/worker/context.ts";
+import { type CallSite, runCall } from "../src/worker/run-call.ts";
 
 // The parent names itself: if it died while this process was starting, process.ppid is already
 // another process (init), and comparing against it would never notice.
@@ -28,11 +28,22 @@ const watcher = new Worker(
 );
 watcher.unref();
 
-const running = new Map<number, CallControl>();
+const calls = new RunningCalls();
 
 // A TypeScript loader (tsx) the parent runs under: registered when a call first needs it.
 const loaders = (process.env["BYOP_LOADERS"] ?? "").split("\n").filter((loader) => loader !== "");
 delete process.env["BYOP_LOADERS"];
+
+const site: CallSite = {
+	loaders,
+	clock: new ProcessClock(),
+	underLoad: (load) =>
+		load().then(
+			() => undefined,
+			(error: unknown) => ({ ok: false as const, error }),
+		),
+	begin: () => true,
+};
 
 // Output goes to the parent through pipes. Blocking writes complete before a call replies, so
 // nothing a task printed is lost when the process is stopped after it.
@@ -47,7 +58,7 @@ function send(message: ChildMessage): void {
 let dying = false;
 
 function fatal(error: unknown): void {
-	if (running.size === 0) {
+	if (calls.size === 0) {
 		// Nothing runs: a leftover of an earlier call (a timer, a rejected promise) failed. No call
 		// is blamed; the parent retires this process once it is idle, and a call already on its way
 		// here still runs.
@@ -75,34 +86,25 @@ process.on("disconnect", () => process.exit(0));
 
 process.on("message", (message: ParentMessage) => {
 	if (message.type === "abort") {
-		running.get(message.abort)?.abort(deserializeError(message.reason));
+		calls.abort(message.abort, deserializeError(message.reason));
 		return;
 	}
-	void runCall(message);
+	void runProcessCall(message.payload);
 });
 
-async function runCall(message: Extract<ParentMessage, { type: "call" }>): Promise<void> {
-	const { payload } = message;
-	const loading = loadersFor(payload.ref.module, loaders);
-	if (loading !== undefined) {
-		await loading;
-	}
-	const startCpu = process.cpuUsage();
-	const started = performance.now();
-	const sampler = new HeapSampler();
-	const context = new CallControl(payload.id);
-	running.set(payload.id, context);
-	const result = await invoke(payload.ref, payload.args, context, sampler);
-	running.delete(payload.id);
-	const cpu = process.cpuUsage(startCpu);
-	const stats = {
-		wallMs: performance.now() - started,
-		cpuMs: (cpu.user + cpu.system) / 1000,
-		peakMemoryBytes: Math.max(sampler.stop(), process.memoryUsage.rss()),
-	};
-	if (dying) {
+async function runProcessCall(payload: CallPayload): Promise<void> {
+	const ran = await runCall(payload, site, calls).catch((error: unknown) => ({
+		result: { ok: false as const, error },
+		wallMs: 0,
+		cpuMs: 0,
+		peakMemoryBytes: 0,
+		externalGrowth: 0,
+	}));
+	if (dying || ran === undefined) {
 		return;
 	}
+	const { result } = ran;
+	const stats = { wallMs: ran.wallMs, cpuMs: ran.cpuMs, peakMemoryBytes: Math.max(ran.peakMemoryBytes, process.memoryUsage.rss()) };
 	const reply = result.ok ? { id: payload.id, ok: true as const, value: result.value, stats } : { id: payload.id, ok: false as const, error: serializeError(result.error), stats };
 	try {
 		send({ type: "reply", reply });

@@ -1,5 +1,5 @@
 // The demo's workload: ordinary jobs, and jobs that run away with time or memory.
-import { taskSignal } from "../context.ts";
+import { taskSignal } from "../worker.ts";
 
 /** Counts the primes below `limit` (a real, CPU-bound job). */
 export function countPrimes(limit: number): number {

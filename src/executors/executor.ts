@@ -1,21 +1,7 @@
 import type { CancelledError } from "../errors.ts";
-import type { Future, Outcome, Where } from "../future.ts";
-import type { MemoryKind } from "../pynisher/errors.ts";
+import type { Future, Outcome, Usage, Where } from "../future.ts";
+import type { Limits } from "../limits/types.ts";
 import type { ResolvedRef } from "../ref.ts";
-
-/** The limits of one call, in milliseconds and bytes. Set by `PynisherPlugin`. */
-export interface Limits {
-	readonly wallMs: number | undefined;
-	readonly cpuMs: number | undefined;
-	readonly memoryBytes: number | undefined;
-	readonly memoryKind: MemoryKind;
-	/** How long a call that is being stopped gets to end on its own. */
-	readonly graceMs: number;
-	/** Whether an `"auto"` call may be re-run in a process when its memory outside the heap passes the limit. */
-	readonly escalate: boolean;
-	/** How often CPU time and memory are sampled. */
-	readonly sampleMs: number;
-}
 
 /** One call on its way to an executor. Plugins may change `args` and `limits` before it is queued. */
 export interface Call {
@@ -53,7 +39,7 @@ export class Cancellation {
 	}
 }
 
-/** How an executor tells the scheduler that a call has really started running. */
+/** One call handed to an executor, with how it is cancelled and how its start is reported. */
 export interface Execution {
 	readonly call: Call;
 	/** Cancels the call; the reason is a `CancelledError`. */
@@ -63,18 +49,19 @@ export interface Execution {
 }
 
 /**
- * Where calls run. The scheduler queues calls and hands one to `execute` only when there is
+ * How a call ended on an executor: its outcome, or, for a thread call whose memory outside the
+ * heap passed its limit (`memoryKind: "auto"`), that it must run again in a process.
+ */
+export type Settled = Outcome | { readonly kind: "escalate"; readonly usage: Usage };
+
+/**
+ * Where calls run. The dispatcher queues calls and hands one to `execute` only when there is
  * room, so an executor runs what it is given at once.
  */
 export interface Executor {
 	readonly where: Where;
 	/** Runs one call to its end. Never rejects: failures are outcomes. */
-	execute(execution: Execution): Promise<Outcome>;
+	execute(execution: Execution): Promise<Settled>;
 	/** Ends every thread or process; calls still running end as cancelled. */
 	close(): Promise<void>;
-}
-
-/** The reason a thread call is stopped when it has to move to a process (memory outside its heap). */
-export class EscalationSignal extends Error {
-	override name = "EscalationSignal";
 }

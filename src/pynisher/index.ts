@@ -1,3 +1,4 @@
 export { PynisherPlugin, type PynisherOptions } from "./plugin.ts";
-export { limit, type LimitOptions } from "./limit.ts";
-export { LimitExceededError, WallTimeLimitError, CpuTimeLimitError, MemoryLimitError, type LimitKind, type MemoryKind } from "./errors.ts";
+export { limit, type LimitOptions, type LimitedFunction } from "./limit.ts";
+export { LimitExceededError, WallTimeLimitError, CpuTimeLimitError, MemoryLimitError } from "../limits/errors.ts";
+export type { LimitKind, MemoryKind } from "../limits/types.ts";

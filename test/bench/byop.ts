@@ -3,10 +3,12 @@
 // sources', which dist/ is built from.
 import type * as Index from "../../src/index.ts";
 import type * as Pynisher from "../../src/pynisher/index.ts";
+import type * as Hooks from "../../src/test-hooks.ts";
 
 const dist = new URL("../../dist/src/", import.meta.url);
 const index = (await import(new URL("index.js", dist).href)) as typeof Index;
 const pynisher = (await import(new URL("pynisher/index.js", dist).href)) as typeof Pynisher;
+const { viewOf } = (await import(new URL("test-hooks.js", dist).href)) as typeof Hooks;
 
 export const { Scheduler, Task } = index;
 export type Scheduler = Index.Scheduler;
@@ -21,3 +23,19 @@ export type MemoryLimitError = Pynisher.MemoryLimitError;
 export type PynisherPlugin = Pynisher.PynisherPlugin;
 export type PynisherOptions = Pynisher.PynisherOptions;
 export type WallTimeLimitError = Pynisher.WallTimeLimitError;
+
+function part(scheduler: Scheduler, name: string): object | undefined {
+	const dispatcher = viewOf<object>(scheduler, "dispatcher");
+	return dispatcher === undefined ? undefined : viewOf<object>(dispatcher, name);
+}
+
+/** How many times the scheduler's watchdog has fired so far. */
+export function watchdogTicks(scheduler: Scheduler): number {
+	const watchdog = part(scheduler, "watchdog");
+	return (watchdog === undefined ? undefined : viewOf<{ ticks: number }>(watchdog, "state"))?.ticks ?? 0;
+}
+
+/** Starts the scheduler's idle pool processes again, if it has a process pool. */
+export function warmProcesses(scheduler: Scheduler): void {
+	(part(scheduler, "processes") as { warm(): void } | undefined)?.warm();
+}

@@ -108,7 +108,7 @@ export async function dispatchSection(plan: Plan): Promise<Row[]> {
 			reference: `${perSecond("byop+pynisher")}`,
 			target: { stat: "median", op: ">=", value: 0.8 },
 			whyMissed:
-				"Everything under the row above, and per limited call its `Guard` (a wall timer set and cleared), a `Stopper`, the watchdog's and the `AutoWatch`'s bookkeeping, and the pool with the 512 MB heap cap, whose threads start at the first limited call.",
+				"Everything under the row above, and per limited call its `CallMonitor` (a wall timer set and cleared), a `Stopper`, the watchdog's and the `OffHeapWatch`'s bookkeeping, and the pool with the 512 MB heap cap, whose threads start at the first limited call.",
 			chart: { group: "ratio", label: "byop + limits, 20k burst" },
 		},
 		{

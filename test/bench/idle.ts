@@ -1,5 +1,5 @@
 // Section 6: what watching limits costs the main process while the limited tasks do nothing.
-import { PynisherPlugin, Task } from "./byop.ts";
+import { PynisherPlugin, Task, watchdogTicks } from "./byop.ts";
 import type { Plan } from "./dispatch.ts";
 import { delay, job, open, processCpuMs, processes, type Session, summarize, threadCpuMs, threads } from "./harness.ts";
 import type { Row } from "./report.ts";
@@ -25,17 +25,16 @@ async function measure(make: () => Session | Promise<Session>, limited: boolean,
 		const sleepMs = SETTLE_MS + windows * WINDOW_MS + 1000;
 		const calls = [task.submit(sleepMs), task.submit(sleepMs)];
 		await delay(SETTLE_MS);
-		const watchdog = session.scheduler._dispatcher.watchdog;
 		for (let i = 0; i < windows; i++) {
 			const main0 = threadCpuMs();
 			const process0 = processCpuMs();
-			const ticks0 = watchdog.ticks;
+			const ticks0 = watchdogTicks(session.scheduler);
 			const start = performance.now();
 			await delay(WINDOW_MS);
 			const elapsed = performance.now() - start;
 			figures.mainPct.push(((threadCpuMs() - main0) / elapsed) * 100);
 			figures.processPct.push(((processCpuMs() - process0) / elapsed) * 100);
-			figures.ticksPerSecond.push(((watchdog.ticks - ticks0) / elapsed) * 1000);
+			figures.ticksPerSecond.push(((watchdogTicks(session.scheduler) - ticks0) / elapsed) * 1000);
 		}
 		await Promise.all(calls);
 	} finally {

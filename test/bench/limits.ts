@@ -1,5 +1,5 @@
 // Section 3: how far past each limit a task gets before it is stopped.
-import { CpuTimeLimitError, type Future, LimitExceededError, MemoryLimitError, type PynisherOptions, PynisherPlugin, Task, WallTimeLimitError } from "./byop.ts";
+import { CpuTimeLimitError, type Future, LimitExceededError, MemoryLimitError, type PynisherOptions, PynisherPlugin, Task, WallTimeLimitError, warmProcesses } from "./byop.ts";
 import type { Plan } from "./dispatch.ts";
 import { delay, job, open, processes, type Session, StartProbe, summarize, threads, withTimeout } from "./harness.ts";
 import type { Row } from "./report.ts";
@@ -39,7 +39,7 @@ async function trial(session: Session, name: string, options: PynisherOptions, a
 
 /** Makes sure two warm, idle workers wait for the next trial. */
 async function rewarm(session: Session): Promise<void> {
-	session.scheduler._dispatcher.processes?.warm();
+	warmProcesses(session.scheduler);
 	const task = new Task(job("add"), session.scheduler);
 	await withTimeout(Promise.all([task.submit(1, 1), task.submit(2, 1)]), 60_000, "warming up");
 	await delay(30);
@@ -134,7 +134,7 @@ function timeRows(label: string, figures: TimeFigures, kind: "wall" | "cpu", tar
 }
 
 const WALL_WHY =
-	"The wall limit is a timer on the main thread's event loop (`Guard.start`), so it fires late by however long the main thread is busy or waits for a core; the late trials are the ones where the machine had other work.";
+	"The wall limit is a timer on the main thread's event loop (`CallMonitor.start`), so it fires late by however long the main thread is busy or waits for a core; the late trials are the ones where the machine had other work.";
 const CPU_WHY =
 	"CPU time is sampled by the watchdog every `sampleInterval` (10 ms), so a call can pass its limit by up to one interval plus however late the tick runs on a busy main thread.";
 const WALL_TARGET = 25;

@@ -1,4 +1,5 @@
 import { availableParallelism } from "node:os";
+import { exposeForTests } from "../test-hooks.ts";
 
 /** Something the watchdog checks. */
 export interface Watched {
@@ -40,19 +41,8 @@ export class Watchdog {
 	/** While a tick runs its checks, re-arming waits for the tick's end. */
 	#ticking = false;
 
-	/** How many times the timer has fired: for tests and benchmarks. */
-	get ticks(): number {
-		return this.#ticks;
-	}
-
-	/** Whether the timer is running. */
-	get active(): boolean {
-		return this.#timer !== undefined;
-	}
-
-	/** How many things are watched now. */
-	get size(): number {
-		return this.#due.size;
+	constructor() {
+		exposeForTests(this, { state: () => ({ ticks: this.#ticks, active: this.#timer !== undefined }) });
 	}
 
 	/**

@@ -1,5 +1,5 @@
-import { TaskLoadError } from "./errors.ts";
-import type { ResolvedRef } from "./ref.ts";
+import { TaskLoadError } from "../errors.ts";
+import type { ResolvedRef } from "../ref.ts";
 
 const modules = new Map<string, Promise<Record<string, unknown>>>();
 /** Functions already loaded, by module and export: later calls find them without waiting. */

@@ -76,3 +76,29 @@ export function currentCall(): CallContext | undefined {
 export function taskSignal(): AbortSignal {
 	return currentCall()?.signal ?? NEVER;
 }
+
+/** The calls running in this thread or process, by id, so that a stop's notice reaches each one. */
+export class RunningCalls {
+	readonly #calls = new Map<number, CallControl>();
+
+	/** Registers call `id` and returns its context. */
+	add(id: number): CallControl {
+		const context = new CallControl(id);
+		this.#calls.set(id, context);
+		return context;
+	}
+
+	delete(id: number): void {
+		this.#calls.delete(id);
+	}
+
+	/** How many calls run now. */
+	get size(): number {
+		return this.#calls.size;
+	}
+
+	/** Aborts call `id`'s signal with `reason`; a call that has ended is left alone. */
+	abort(id: number, reason: unknown): void {
+		this.#calls.get(id)?.abort(reason);
+	}
+}

@@ -1,10 +1,55 @@
-import { openSync, readFileSync, readSync, closeSync } from "node:fs";
-import { readSchedstat } from "../control.ts";
+import { closeSync, openSync, readFileSync, readlinkSync, readSync } from "node:fs";
+
+/**
+ * Readers of Linux's `/proc`: a thread's CPU time (`schedstat`), a process's resident memory
+ * (`statm`) and its children. Every reader returns -1 (or nothing) where `/proc` cannot be read.
+ */
 
 const PAGE_SIZE = 4096;
 const scratch = Buffer.alloc(256);
 
-/** Reads numbers about a process from `/proc` (Linux); every reader returns -1 where it cannot. */
+/** Opens a file for reading, or returns -1. */
+export function tryOpen(file: string): number {
+	try {
+		return openSync(file, "r");
+	} catch {
+		return -1;
+	}
+}
+
+/** Reads the first field of an open `schedstat` file: CPU time in nanoseconds; -1 when it cannot. */
+export function readSchedstat(fd: number): number {
+	try {
+		const length = readSync(fd, scratch, 0, 128, 0);
+		let value = 0;
+		for (let i = 0; i < length; i++) {
+			const code = scratch[i]!;
+			if (code < 48 || code > 57) {
+				break;
+			}
+			value = value * 10 + (code - 48);
+		}
+		return value;
+	} catch {
+		return -1;
+	}
+}
+
+/** The OS thread id of the calling thread, or 0 where `/proc/thread-self` does not exist. */
+export function currentTid(): number {
+	try {
+		return Number(readlinkSync("/proc/thread-self").split("/").pop()) || 0;
+	} catch {
+		return 0;
+	}
+}
+
+/** Opens the calling thread's `schedstat`, or returns -1 where there is none. */
+export function openOwnSchedstat(): number {
+	return tryOpen("/proc/thread-self/schedstat");
+}
+
+/** Reads the CPU time of a process's main thread and the resident memory of the process and its children. */
 export class ProcReader {
 	readonly pid: number;
 	#schedstat: number;
@@ -50,14 +95,6 @@ export class ProcReader {
 		this.#schedstat = -1;
 		this.#statm = -1;
 		this.#children = -1;
-	}
-}
-
-function tryOpen(file: string): number {
-	try {
-		return openSync(file, "r");
-	} catch {
-		return -1;
 	}
 }
 

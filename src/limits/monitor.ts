@@ -1,47 +1,59 @@
-import type { Limits } from "../executors/executor.ts";
-import { CpuTimeLimitError, type LimitExceededError, MemoryLimitError, WallTimeLimitError } from "./errors.ts";
+import { CpuTimeLimitError, MemoryLimitError, WallTimeLimitError } from "./errors.ts";
+import { type OffHeapCall, type OffHeapWatch, type Escalation, overBudget } from "./off-heap.ts";
+import type { StopReason } from "./stopper.ts";
+import type { Limits } from "./types.ts";
 import { CORES, MAX_CHECK_MS, MEMORY_GROWTH_BYTES_PER_MS, type Watchdog, type Watched } from "./watchdog.ts";
 
 /** Reads what a running call uses, from outside the thread or process that runs it. */
 export interface Probe {
+	/** When the call started where it runs, in `performance.now()` time; `undefined` before it has. */
+	startedAt(): number | undefined;
 	/** CPU time used by the call so far in milliseconds, or -1 when it cannot be read. */
 	cpuMs(): number;
 	/** Resident memory of the call's process (and its children) in bytes, where the call has a process of its own. */
 	rssBytes?(): number;
+	/** How far the call's memory outside the heap grew, where a heap cap limits it in a thread (`memoryKind: "auto"`). */
+	readonly offHeapBytes?: (() => number) | undefined;
+}
+
+/** The shared watchers of an executor's limited calls. */
+export interface Watchers {
+	readonly watchdog: Watchdog;
+	readonly offHeap: OffHeapWatch;
 }
 
 /**
  * Watches one running call against its limits: a timer for wall time, the shared watchdog for
- * CPU time and resident memory. The first limit passed calls `onLimit` once with its error.
+ * CPU time and resident memory, the off-heap watch for `"auto"` calls in threads. The first limit
+ * passed calls `onStop` once with its error (or the escalation, to be stopped at once).
  */
-export class Guard implements Watched {
+export class CallMonitor implements Watched {
 	readonly intervalMs: number;
 	readonly #limits: Limits;
 	readonly #probe: Probe;
-	readonly #watchdog: Watchdog;
-	readonly #onLimit: (error: LimitExceededError) => void;
+	readonly #watchers: Watchers;
+	readonly #onStop: (reason: StopReason, immediately: boolean) => void;
+	readonly #offHeap: OffHeapCall | undefined;
 	#wallTimer: NodeJS.Timeout | undefined;
-	#startedAt = 0;
-	#source: (() => number | undefined) | undefined;
 	#cpuMs = -1;
 	#peakRss = 0;
-	#fired: LimitExceededError | undefined;
+	#fired = false;
 	#watching = false;
+	#finishing = false;
 
-	constructor(limits: Limits, probe: Probe, watchdog: Watchdog, onLimit: (error: LimitExceededError) => void) {
+	constructor(limits: Limits, probe: Probe, watchers: Watchers, onStop: (reason: StopReason, immediately: boolean) => void) {
 		this.#limits = limits;
 		this.#probe = probe;
-		this.#watchdog = watchdog;
-		this.#onLimit = onLimit;
+		this.#watchers = watchers;
+		this.#onStop = onStop;
 		this.intervalMs = limits.sampleMs;
+		const offHeapBytes = probe.offHeapBytes;
+		if (offHeapBytes !== undefined && limits.memoryBytes !== undefined) {
+			this.#offHeap = { budget: limits.memoryBytes, external: offHeapBytes, escalate: (escalation) => this.#fire(escalation) };
+		}
 	}
 
-	/** The limit error, once one fired. */
-	get fired(): LimitExceededError | undefined {
-		return this.#fired;
-	}
-
-	/** The last CPU time read, in milliseconds. */
+	/** The last CPU time read, in milliseconds (-1 when none was). */
 	get cpuMs(): number {
 		return this.#cpuMs;
 	}
@@ -51,33 +63,26 @@ export class Guard implements Watched {
 		return this.#peakRss;
 	}
 
-	/**
-	 * Starts watching. Wall time counts from now, or, with `startedAt`, from the moment it gives
-	 * (in `performance.now()` time; `undefined` while the call has not started where it runs).
-	 */
-	start(watchRss: boolean, startedAt?: () => number | undefined): void {
-		this.#startedAt = performance.now();
-		this.#source = startedAt;
-		const { wallMs, cpuMs } = this.#limits;
+	/** Starts watching. Wall time counts from the call's start where it runs. */
+	start(): void {
+		const { wallMs, cpuMs, memoryBytes } = this.#limits;
 		if (wallMs !== undefined) {
 			this.#armWall(wallMs, wallMs);
 		}
-		if (cpuMs !== undefined || (watchRss && this.#probe.rssBytes !== undefined)) {
+		const rss = this.#probe.rssBytes !== undefined;
+		if (cpuMs !== undefined || rss) {
 			this.#watching = true;
 			// A call far from its memory limit needs no look before its CPU time could reach its limit.
-			const memoryWatched = watchRss && this.#probe.rssBytes !== undefined && this.#limits.memoryBytes !== undefined;
-			this.#watchdog.add(this, memoryWatched || cpuMs === undefined ? this.intervalMs : cpuMs);
+			this.#watchers.watchdog.add(this, (rss && memoryBytes !== undefined) || cpuMs === undefined ? this.intervalMs : cpuMs);
 		}
-	}
-
-	/** When the call started, in `performance.now()` time; `undefined` when it has not yet. */
-	#start(): number | undefined {
-		return this.#source === undefined ? this.#startedAt : this.#source();
+		if (this.#offHeap !== undefined) {
+			this.#watchers.offHeap.add(this.#offHeap);
+		}
 	}
 
 	#armWall(limit: number, delay: number): void {
 		this.#wallTimer = setTimeout(() => {
-			const start = this.#start();
+			const start = this.#probe.startedAt();
 			if (start === undefined) {
 				// Not started where it runs (a thread still starting): it has its whole limit still.
 				this.#armWall(limit, limit);
@@ -94,15 +99,9 @@ export class Guard implements Watched {
 		this.#wallTimer.unref();
 	}
 
-	/** Milliseconds since the call started (0 before it has). */
-	elapsed(): number {
-		const start = this.#startedAt === 0 ? undefined : this.#start();
-		return start === undefined ? 0 : performance.now() - start;
-	}
-
 	/** Reads the call's CPU time and memory; returns how long the next check can wait (see `Watchdog`). */
 	check(): number {
-		if (this.#fired !== undefined) {
+		if (this.#fired) {
 			return MAX_CHECK_MS;
 		}
 		const { cpuMs, memoryBytes } = this.#limits;
@@ -137,22 +136,41 @@ export class Guard implements Watched {
 		return wait;
 	}
 
-	#fire(error: LimitExceededError): void {
-		if (this.#fired !== undefined) {
-			return;
+	/**
+	 * The check at the call's end, with its final readings: a call can end before a periodic check
+	 * sees it pass a limit. Memory outside the heap counts too: the process's resident memory may
+	 * not show it when the allocator reused pages an earlier call freed.
+	 */
+	finish(): void {
+		// The call has ended: a limit passed now stops it at once, with no grace period.
+		this.#finishing = true;
+		this.check();
+		const escalation = this.#offHeap === undefined || this.#fired ? undefined : overBudget(this.#offHeap);
+		if (escalation !== undefined) {
+			this.#fire(escalation);
 		}
-		this.#fired = error;
 		this.dispose();
-		this.#onLimit(error);
 	}
 
-	/** Stops every timer of this call. */
+	#fire(reason: Error | Escalation): void {
+		if (this.#fired) {
+			return;
+		}
+		this.#fired = true;
+		this.dispose();
+		this.#onStop(reason, this.#finishing || !(reason instanceof Error));
+	}
+
+	/** Stops every timer and watch of this call. */
 	dispose(): void {
 		clearTimeout(this.#wallTimer);
 		this.#wallTimer = undefined;
 		if (this.#watching) {
 			this.#watching = false;
-			this.#watchdog.delete(this);
+			this.#watchers.watchdog.delete(this);
+		}
+		if (this.#offHeap !== undefined) {
+			this.#watchers.offHeap.delete(this.#offHeap);
 		}
 	}
 }

@@ -1,8 +1,5 @@
-/** Which limit an error or event is about. */
-export type LimitKind = "wall" | "cpu" | "memory";
-
-/** What `memoryLimit` caps. */
-export type MemoryKind = "heap" | "rss" | "auto";
+import { registerErrors } from "../serialize.ts";
+import type { LimitKind } from "./types.ts";
 
 /**
  * A task was stopped because it passed one of its limits. `limit` and `observed` are in
@@ -62,3 +59,5 @@ export class MemoryLimitError extends LimitExceededError {
 function formatBytes(value: number): string {
 	return `${(value / 1024 / 1024).toFixed(1)} MB`;
 }
+
+registerErrors(LimitExceededError, WallTimeLimitError, CpuTimeLimitError, MemoryLimitError);

@@ -1,0 +1,92 @@
+import { CancelledError } from "../errors.ts";
+import type { Usage, Where } from "../future.ts";
+import { CallMonitor, type Probe, type Watchers } from "../limits/monitor.ts";
+import { Escalation } from "../limits/off-heap.ts";
+import { Stopper, type StopReason } from "../limits/stopper.ts";
+import type { Execution, Settled } from "./executor.ts";
+
+/** How a call ended where it ran, as its adapter saw it (before limits and stops are counted). */
+export type Ending =
+	| { readonly kind: "result"; readonly value: unknown; readonly usage: Usage }
+	| { readonly kind: "exception"; readonly error: unknown; readonly usage: Usage };
+
+/**
+ * What an executor does for one call: send it, tell it to stop, end it, and read what it uses
+ * (the `Probe`). The call lifecycle (`runCall`) does everything else, the same on every executor.
+ */
+export interface CallAdapter extends Probe {
+	readonly where: Where;
+	/** Resolves once the call can be sent (its process has started); rejects when it cannot be. */
+	ready?(): Promise<void>;
+	/** Sends the call and resolves with how it ended where it ran. Never rejects. */
+	run(): Promise<Ending>;
+	/** Tells the running call that it is being stopped: its signal aborts, its grace period begins. */
+	notify(reason: StopReason): void;
+	/** Ends the call for good: terminates its thread, kills its process. */
+	kill(reason: StopReason): void;
+	/** The call is over; `killed` when its thread or process was told to die, which is then never reused. */
+	release(killed: boolean): void;
+}
+
+/**
+ * The one lifecycle of a call on any executor: watch its limits from its start, stop it (with
+ * its grace period) on a limit or a cancel, check its limits once more with its final readings,
+ * and sort its ending into result, exception, cancelled, or a move to a process.
+ */
+export async function runCall(execution: Execution, adapter: CallAdapter, watchers: Watchers): Promise<Settled> {
+	const { call, cancellation } = execution;
+	if (cancellation.reason !== undefined) {
+		return { kind: "cancelled", error: cancellation.reason, usage: undefined };
+	}
+	const limits = call.limits;
+	let killed = false;
+	let cpuAtKill = -1;
+	const stopper = new Stopper(
+		limits?.graceMs ?? 0,
+		(reason) => adapter.notify(reason),
+		(reason) => {
+			// Read just before the end, after which the thread or process cannot be read.
+			cpuAtKill = adapter.cpuMs();
+			killed = true;
+			adapter.kill(reason);
+		},
+	);
+	const monitor = limits === undefined ? undefined : new CallMonitor(limits, adapter, watchers, (reason, immediately) => stopper.stop(reason, immediately));
+	// A call that has not started where it runs is ended without a grace period.
+	cancellation.listen((reason) => stopper.stop(reason, adapter.startedAt() === undefined));
+	let ending: Ending | undefined;
+	try {
+		await adapter.ready?.();
+	} catch (error) {
+		stopper.stop(error instanceof Error ? error : new Error(String(error)), true);
+	}
+	if (stopper.reason === undefined) {
+		const running = adapter.run();
+		monitor?.start();
+		execution.started();
+		ending = await running;
+	}
+	cancellation.listen(undefined);
+	monitor?.finish();
+	stopper.dispose();
+	adapter.release(killed);
+	const measured = ending?.usage ?? { wallMs: 0, cpuMs: -1, peakMemoryBytes: 0, where: adapter.where };
+	const usage: Usage = {
+		wallMs: measured.wallMs,
+		cpuMs: measured.cpuMs >= 0 ? measured.cpuMs : cpuAtKill >= 0 ? cpuAtKill : (monitor?.cpuMs ?? -1),
+		peakMemoryBytes: Math.max(measured.peakMemoryBytes, monitor?.peakRss ?? 0),
+		where: measured.where,
+	};
+	const reason = stopper.reason;
+	if (reason instanceof Escalation) {
+		return { kind: "escalate", usage };
+	}
+	if (reason instanceof CancelledError) {
+		return { kind: "cancelled", error: reason, usage };
+	}
+	if (reason !== undefined || ending === undefined) {
+		// A limit's error, or why the call could not be sent.
+		return { kind: "exception", error: reason, usage };
+	}
+	return ending.kind === "result" ? { kind: "result", value: ending.value, usage } : { kind: "exception", error: ending.error, usage };
+}

@@ -1,0 +1,74 @@
+import { MemoryLimitError } from "../../limits/errors.ts";
+import type { StopReason } from "../../limits/stopper.ts";
+import type { Limits } from "../../limits/types.ts";
+import { deserializeError, serializeError } from "../../serialize.ts";
+import type { CallAdapter, Ending } from "../call.ts";
+import type { Call } from "../executor.ts";
+import type { PoolProcess } from "./pool-process.ts";
+
+/**
+ * One call in a pool process. Its CPU time is that of the process's main thread, its memory the
+ * resident memory of the process and its children, both read from `/proc` by the parent.
+ * Stopping it kills the process's whole group.
+ */
+export class ProcessCall implements CallAdapter {
+	readonly where = "process" as const;
+	readonly #call: Call;
+	readonly #proc: PoolProcess;
+	readonly #release: (proc: PoolProcess, limits: Limits | undefined, killed: boolean) => void;
+	#sentAt: number | undefined;
+	#cpuBase = 0;
+
+	constructor(call: Call, proc: PoolProcess, release: (proc: PoolProcess, limits: Limits | undefined, killed: boolean) => void) {
+		this.#call = call;
+		this.#proc = proc;
+		this.#release = release;
+	}
+
+	ready(): Promise<void> {
+		return this.#proc.ready;
+	}
+
+	startedAt(): number | undefined {
+		return this.#sentAt;
+	}
+
+	cpuMs(): number {
+		const now = this.#sentAt === undefined ? -1 : (this.#proc.reader?.cpuNs() ?? -1);
+		return now < 0 ? -1 : (now - this.#cpuBase) / 1e6;
+	}
+
+	rssBytes(): number {
+		return this.#proc.reader?.rssBytes() ?? -1;
+	}
+
+	async run(): Promise<Ending> {
+		const { id, ref, args, limits } = this.#call;
+		this.#cpuBase = this.#proc.reader?.cpuNs() ?? 0;
+		this.#sentAt = performance.now();
+		const ended = await this.#proc.run({ id, ref, args });
+		if (ended.kind === "reply") {
+			const { reply } = ended;
+			const usage = { ...reply.stats, where: "process" as const };
+			return reply.ok ? { kind: "result", value: reply.value, usage } : { kind: "exception", error: deserializeError(reply.error), usage };
+		}
+		const usage = { wallMs: performance.now() - this.#sentAt, cpuMs: -1, peakMemoryBytes: 0, where: "process" as const };
+		// A V8 heap cap hit aborts the process: under a memory limit that is the limit's doing.
+		if (limits?.memoryBytes !== undefined && (ended.signal === "SIGABRT" || ended.signal === "SIGTRAP" || ended.code === 134)) {
+			return { kind: "exception", error: new MemoryLimitError(limits.memoryBytes, limits.memoryBytes, "rss", { cause: ended.error }), usage };
+		}
+		return { kind: "exception", error: ended.error, usage };
+	}
+
+	notify(reason: StopReason): void {
+		void this.#proc.send({ type: "abort", abort: this.#call.id, reason: serializeError(reason) }).catch(() => {});
+	}
+
+	kill(): void {
+		this.#proc.kill();
+	}
+
+	release(killed: boolean): void {
+		this.#release(this.#proc, this.#call.limits, killed);
+	}
+}

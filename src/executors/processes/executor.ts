@@ -1,0 +1,127 @@
+import type { Watchers } from "../../limits/monitor.ts";
+import type { Limits } from "../../limits/types.ts";
+import { exposeForTests } from "../../test-hooks.ts";
+import { runCall } from "../call.ts";
+import type { Execution, Executor, Settled } from "../executor.ts";
+import { ProcessCall } from "./call.ts";
+import { PoolProcess, REUSE_GROWTH_BYTES } from "./pool-process.ts";
+
+const MiB = 1024 * 1024;
+/** What a process may grow by loading a call's modules and still take the next memory-limited call. */
+const MODULES_GROWTH_BYTES = 64 * MiB;
+
+/** The V8 heap cap, in megabytes, of a process that runs a call with this memory limit. */
+function processHeapCap(limits: Limits | undefined): number {
+	return limits?.memoryBytes === undefined ? 0 : Math.max(8, Math.ceil(limits.memoryBytes / MiB));
+}
+
+/**
+ * Runs calls in forked Node processes, one call per process at a time, kept warm and reused.
+ * Each process leads its own process group; stopping a call kills the group. Limits are watched
+ * from this process: wall time by a timer, CPU time and resident memory from `/proc`.
+ */
+export class ProcessExecutor implements Executor {
+	readonly where = "process" as const;
+	readonly #maxWorkers: number;
+	readonly #watchers: Watchers;
+	readonly #idle: PoolProcess[] = [];
+	readonly #all = new Set<PoolProcess>();
+	#closed = false;
+	readonly #release = (proc: PoolProcess, limits: Limits | undefined, killed: boolean): void => this.#releaseProcess(proc, limits, killed);
+
+	constructor(maxWorkers: number, watchers: Watchers) {
+		this.#maxWorkers = maxWorkers;
+		this.#watchers = watchers;
+		exposeForTests(this, { pids: () => [...this.#all].filter((proc) => proc.alive).map((proc) => proc.pid) });
+	}
+
+	/** Starts `count` processes without a heap cap, so the first calls do not wait for a fork. */
+	warm(count = this.#maxWorkers): void {
+		while (this.#all.size < count) {
+			const proc = this.#spawn(0);
+			this.#idle.push(proc);
+		}
+	}
+
+	#spawn(heapCapMb: number): PoolProcess {
+		const proc = new PoolProcess(heapCapMb);
+		this.#all.add(proc);
+		proc.onRetire = () => {
+			const index = this.#idle.indexOf(proc);
+			if (index >= 0) {
+				this.#idle.splice(index, 1);
+				proc.kill();
+			}
+		};
+		void proc.exited().then(() => {
+			this.#all.delete(proc);
+			const index = this.#idle.indexOf(proc);
+			if (index >= 0) {
+				this.#idle.splice(index, 1);
+			}
+			// A process that served calls and was then stopped, crashed or retired gets a successor
+			// now, so that the next call finds one started. A process that ended before it was
+			// given a call gets none: whatever ended it may end the next one too, and a call that
+			// needs a process starts one anyway.
+			if (!this.#closed && proc.served && this.#all.size < this.#maxWorkers) {
+				this.#idle.push(this.#spawn(proc.heapCapMb));
+			}
+		});
+		return proc;
+	}
+
+	#acquire(heapCapMb: number): PoolProcess {
+		const index = this.#idle.findIndex((proc) => proc.alive && proc.heapCapMb === heapCapMb);
+		if (index >= 0) {
+			const proc = this.#idle.splice(index, 1)[0]!;
+			proc.busy();
+			return proc;
+		}
+		if (this.#all.size >= this.#maxWorkers && this.#idle.length > 0) {
+			// Make room: an idle process with another heap cap gives way.
+			this.#idle.shift()?.kill();
+		}
+		const proc = this.#spawn(heapCapMb);
+		proc.busy();
+		return proc;
+	}
+
+	/** Takes a process back after a call; one that was told to die, or holds too much of what the call left, is not reused. */
+	#releaseProcess(proc: PoolProcess, limits: Limits | undefined, killed: boolean): void {
+		if (killed) {
+			proc.kill();
+			return;
+		}
+		if (this.#closed || !proc.alive) {
+			return;
+		}
+		// The next call here has the same memory limit (processes are kept by heap cap): it gets
+		// the process only if little of that limit is still held from this one (a tenth, or what
+		// loading its modules takes, such as a TypeScript loader).
+		const growth = limits?.memoryBytes === undefined ? REUSE_GROWTH_BYTES : Math.min(REUSE_GROWTH_BYTES, Math.max(MODULES_GROWTH_BYTES, limits.memoryBytes / 10));
+		if ((limits?.memoryBytes !== undefined || proc.retiring) && !proc.reusable(growth)) {
+			proc.kill();
+			return;
+		}
+		proc.idle();
+		this.#idle.push(proc);
+	}
+
+	execute(execution: Execution): Promise<Settled> {
+		if (execution.cancellation.reason !== undefined) {
+			return Promise.resolve({ kind: "cancelled", error: execution.cancellation.reason, usage: undefined });
+		}
+		const proc = this.#acquire(processHeapCap(execution.call.limits));
+		return runCall(execution, new ProcessCall(execution.call, proc, this.#release), this.#watchers);
+	}
+
+	async close(): Promise<void> {
+		this.#closed = true;
+		const all = [...this.#all];
+		this.#idle.length = 0;
+		for (const proc of all) {
+			proc.kill();
+		}
+		await Promise.all(all.map((proc) => proc.exited()));
+	}
+}

@@ -1,0 +1,80 @@
+import { BroadcastChannel } from "node:worker_threads";
+import { capsHeap } from "../../limits/placement.ts";
+import type { Watchers } from "../../limits/monitor.ts";
+import { createSlots } from "../../protocol/call-slots.ts";
+import type { AbortMessage } from "../../protocol/messages.ts";
+import { exposeForTests } from "../../test-hooks.ts";
+import { runCall } from "../call.ts";
+import type { Execution, Executor, Settled } from "../executor.ts";
+import { threadLoaders } from "../loader-flags.ts";
+import { ThreadCall } from "./call.ts";
+import { ThreadPools } from "./pools.ts";
+import { MainSlots } from "./slots.ts";
+
+let channels = 0;
+
+/**
+ * Runs calls on piscina worker-thread pools (see `ThreadPools`). Wall and CPU limits abort the
+ * call, which terminates its thread; piscina starts a new one for the next call.
+ */
+export class ThreadExecutor implements Executor {
+	readonly where = "thread" as const;
+	readonly #watchers: Watchers;
+	readonly #pools: ThreadPools;
+	readonly #slots: MainSlots;
+	readonly #freeSlots: number[];
+	readonly #channelName = `byop-threads-${process.pid}-${++channels}`;
+	#channel: BroadcastChannel | undefined;
+	/** Counts the calls given a slot: each call's records carry its number. */
+	#generation = 0;
+	readonly #post = (message: AbortMessage): void => {
+		this.#channel ??= this.#openChannel();
+		this.#channel.postMessage(message);
+	};
+
+	constructor(maxWorkers: number, watchers: Watchers) {
+		this.#watchers = watchers;
+		const buffer = createSlots(maxWorkers);
+		this.#slots = new MainSlots(buffer);
+		this.#pools = new ThreadPools(maxWorkers, { slots: buffer, channel: this.#channelName, loaders: threadLoaders() });
+		this.#freeSlots = Array.from({ length: maxWorkers }, (_, i) => maxWorkers - 1 - i);
+		exposeForTests(this, { threads: () => this.#pools.counts() });
+	}
+
+	/** Starts the default pool's threads now, so the first calls do not wait for them. */
+	warm(): void {
+		this.#pools.get(0);
+	}
+
+	async execute(execution: Execution): Promise<Settled> {
+		const slot = this.#freeSlots.pop();
+		if (slot === undefined) {
+			throw new Error("byop: more calls dispatched to the thread pool than it has room for");
+		}
+		// A positive 32-bit integer, as the slot stores it.
+		this.#generation = this.#generation >= 0x7fff_ffff ? 1 : this.#generation + 1;
+		const generation = this.#generation;
+		this.#slots.reset(slot, generation);
+		const limits = execution.call.limits;
+		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
+		const watchOffHeap = capBytes > 0 && limits?.memoryKind === "auto" && limits.escalate;
+		const call = new ThreadCall(execution.call, { pool: this.#pools.get(capBytes), slots: this.#slots, slot, generation, capBytes, watchOffHeap, post: this.#post });
+		try {
+			return await runCall(execution, call, this.#watchers);
+		} finally {
+			this.#freeSlots.push(slot);
+		}
+	}
+
+	#openChannel(): BroadcastChannel {
+		const channel = new BroadcastChannel(this.#channelName);
+		channel.unref();
+		return channel;
+	}
+
+	async close(): Promise<void> {
+		this.#channel?.close();
+		this.#channel = undefined;
+		await this.#pools.close();
+	}
+}

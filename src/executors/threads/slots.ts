@@ -1,0 +1,72 @@
+import type { Usage } from "../../future.ts";
+import { ENDED, FLOAT, INT, SlotView } from "../../protocol/call-slots.ts";
+
+/** The main thread's half of the call slots (see `protocol/call-slots.ts`). */
+export class MainSlots extends SlotView {
+	/** Clears `slot` and gives it to call `generation` (a positive 32-bit integer). */
+	reset(slot: number, generation: number): void {
+		this.ints[this.int(slot, INT.tid)] = 0;
+		this.ints[this.int(slot, INT.load)] = 0;
+		this.ints[this.int(slot, INT.ended)] = ENDED.none;
+		this.setFloat(slot, FLOAT.peak, 0);
+		this.setFloat(slot, FLOAT.external, 0);
+		Atomics.store(this.ints, this.int(slot, INT.state), generation);
+	}
+
+	/**
+	 * When call `generation`'s worker is loading modules, asks it to stop at the end of the load
+	 * and returns whether it did so within `withinMs` (resolves `false` when it did not). Returns
+	 * `undefined` when the worker is not loading: the call can be ended at once.
+	 */
+	stopAfterLoad(slot: number, generation: number, withinMs: number): Promise<boolean> | undefined {
+		const word = this.int(slot, INT.load);
+		if (Atomics.compareExchange(this.ints, word, generation, -generation) !== generation) {
+			// Not loading: the word now refuses a load the worker would begin from here on.
+			Atomics.compareExchange(this.ints, word, 0, -generation);
+			return undefined;
+		}
+		const waiting = Atomics.waitAsync(this.ints, word, -generation, withinMs);
+		const acknowledged = (): boolean => Atomics.load(this.ints, word) !== -generation;
+		return waiting.async ? waiting.value.then(acknowledged) : Promise.resolve(acknowledged());
+	}
+
+	/** When call `generation` started, in this thread's `performance.now()` time; `undefined` before. */
+	startedAt(slot: number, generation: number): number | undefined {
+		return this.running(slot, generation) ? this.float(slot, FLOAT.startedAt) - performance.timeOrigin : undefined;
+	}
+
+	/** How the slot's call ended (`ENDED`), as its worker recorded it. */
+	ended(slot: number): number {
+		return Atomics.load(this.ints, this.int(slot, INT.ended));
+	}
+
+	/** What the slot's call used, as its worker recorded it at the end. */
+	usage(slot: number): Usage {
+		return { wallMs: this.float(slot, FLOAT.wallMs), cpuMs: this.float(slot, FLOAT.cpuMs), peakMemoryBytes: this.float(slot, FLOAT.peak), where: "thread" };
+	}
+
+	/** The CPU time the slot's call used, as its worker recorded it at the end. */
+	finalCpuMs(slot: number): number {
+		return this.float(slot, FLOAT.cpuMs);
+	}
+
+	/** The last peak memory a worker reported for `slot`. */
+	peakMemory(slot: number): number {
+		return this.float(slot, FLOAT.peak);
+	}
+
+	/** The most the memory outside the heap grew during `slot`'s call, as its worker last reported. */
+	externalMemory(slot: number): number {
+		return this.float(slot, FLOAT.external);
+	}
+
+	/** The OS thread id the slot's call runs on (0 before it starts). */
+	tid(slot: number): number {
+		return this.ints[this.int(slot, INT.tid)] ?? 0;
+	}
+
+	/** The thread's CPU counter when the slot's call started, in nanoseconds. */
+	cpuBase(slot: number): number {
+		return this.float(slot, FLOAT.cpuBase);
+	}
+}

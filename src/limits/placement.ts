@@ -1,0 +1,72 @@
+import { existsSync } from "node:fs";
+import type { Limits } from "./types.ts";
+
+/** Where a call runs: on the scheduler's own executor, or in a forked process. */
+export type Placement = "primary" | "process";
+
+/** Whether the call's memory limit is a heap cap in the thread that runs it. */
+export function capsHeap(limits: Limits | undefined): limits is Limits & { memoryBytes: number } {
+	return limits?.memoryBytes !== undefined && limits.memoryKind !== "rss";
+}
+
+/** The `--max-old-space-size` flag set for the whole process, which overrides every worker's heap cap. */
+export function processHeapFlag(): string | undefined {
+	const flags = [...process.execArgv, ...(process.env["NODE_OPTIONS"] ?? "").split(/\s+/)];
+	return flags.find((flag) => /^--max[-_]old[-_]space[-_]size/.test(flag));
+}
+
+const threadCpuReadable =
+	existsSync("/proc/thread-self/schedstat") || typeof (process as { threadCpuUsage?: unknown }).threadCpuUsage === "function";
+
+/**
+ * Decides where each limited call must run for its limits to hold. Threads cannot enforce a
+ * true RSS limit, a heap cap that a process-wide flag overrides, or a CPU limit where a thread's
+ * CPU time cannot be read; the main thread enforces nothing. Such calls run in a process, with
+ * limits that say so (`memoryKind: "rss"`).
+ */
+export class Placer {
+	readonly #executor: "sequential" | "threads" | "processes";
+	/** Functions whose calls moved to a process once and go there from now on. */
+	readonly #escalated = new Set<string>();
+	/** Read once: the process's flags do not change while it runs. */
+	readonly #heapFlag = processHeapFlag();
+	#warnedHeapFlag = false;
+
+	constructor(executor: "sequential" | "threads" | "processes") {
+		this.#executor = executor;
+	}
+
+	/** Where a call of `key` (its function) with `limits` runs, and the limits it runs with there. */
+	place(key: string, limits: Limits | undefined): { readonly placement: Placement; readonly limits: Limits | undefined } {
+		if (limits === undefined || this.#executor === "processes") {
+			return { placement: "primary", limits };
+		}
+		if (this.#executor === "sequential" || (limits.memoryBytes !== undefined && limits.memoryKind === "rss")) {
+			// A limited call never runs in the main thread.
+			return { placement: "process", limits };
+		}
+		if (limits.memoryKind === "auto" && limits.escalate && this.#escalated.has(key)) {
+			return { placement: "process", limits: { ...limits, memoryKind: "rss" } };
+		}
+		if (capsHeap(limits) && this.#heapFlag !== undefined) {
+			if (!this.#warnedHeapFlag) {
+				this.#warnedHeapFlag = true;
+				process.emitWarning(
+					`${this.#heapFlag} is set for the whole process and overrides the heap cap of worker threads; memory-limited tasks run in processes instead`,
+					{ code: "BYOP_HEAP_FLAG" },
+				);
+			}
+			return { placement: "process", limits: { ...limits, memoryKind: "rss" } };
+		}
+		if (limits.cpuMs !== undefined && !threadCpuReadable) {
+			return { placement: "process", limits };
+		}
+		return { placement: "primary", limits };
+	}
+
+	/** A call of `key` passed its memory limit outside the heap in a thread: it and later calls of `key` run in a process. */
+	escalate(key: string, limits: Limits): Limits {
+		this.#escalated.add(key);
+		return { ...limits, memoryKind: "rss" };
+	}
+}

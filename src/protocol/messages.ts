@@ -1,0 +1,58 @@
+import type { ResolvedRef } from "../ref.ts";
+import type { SerializedError } from "../serialize.ts";
+
+/** What the main side sends to run one call, in a thread or a process. */
+export interface CallPayload {
+	readonly id: number;
+	readonly ref: ResolvedRef;
+	readonly args: readonly unknown[];
+}
+
+/** A call sent to a worker thread: its place in the shared call slots (see `call-slots.ts`). */
+export interface ThreadCallPayload extends CallPayload {
+	readonly slot: number;
+	/** Which use of the slot this call is. */
+	readonly generation: number;
+}
+
+/** What a worker measured of one call. */
+export interface CallStats {
+	readonly wallMs: number;
+	/** CPU time of the thread (or process) during the call, or -1 when it cannot be read. */
+	readonly cpuMs: number;
+	/** The largest memory seen during the call, in bytes. */
+	readonly peakMemoryBytes: number;
+}
+
+/** What a process answers for one call (a thread answers with the value or error alone and records the rest in its slot). */
+export type CallReply =
+	| { readonly id: number; readonly ok: true; readonly value: unknown; readonly stats: CallStats }
+	| { readonly id: number; readonly ok: false; readonly error: SerializedError; readonly stats: CallStats };
+
+/** Sent by the main side to ask a running call to stop (the call's signal aborts). */
+export interface AbortMessage {
+	readonly abort: number;
+	readonly reason: SerializedError;
+}
+
+/** The data each worker thread starts with. */
+export interface ThreadWorkerData {
+	readonly slots: SharedArrayBuffer;
+	/** The broadcast channel that carries `AbortMessage`s. */
+	readonly channel: string;
+	/** Loader hooks to register before the first TypeScript call (see `tsx-hooks.ts`). */
+	readonly loaders: readonly string[];
+	/** Whether the pool's heap is capped: its calls have memory limits, whose watch counts what each call grows. */
+	readonly capped: boolean;
+}
+
+/** Messages from the parent to a pool process. */
+export type ParentMessage = { readonly type: "call"; readonly payload: CallPayload } | ({ readonly type: "abort" } & AbortMessage);
+
+/** Messages from a pool process to its parent. */
+export type ChildMessage =
+	| { readonly type: "ready"; readonly pid: number }
+	| { readonly type: "reply"; readonly reply: CallReply }
+	| { readonly type: "fatal"; readonly error: SerializedError }
+	/** An error outside any call while the process was idle: it should not take another call. */
+	| { readonly type: "retire"; readonly error: SerializedError };

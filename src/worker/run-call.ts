@@ -1,0 +1,85 @@
+// Abort reasons that are limit errors keep their class in the task's signal.
+import "../limits/errors.ts";
+import type { CallPayload } from "../protocol/messages.ts";
+import type { Clock } from "./clocks.ts";
+import type { RunningCalls } from "./context.ts";
+import { HeapSampler } from "./heap-sampler.ts";
+import { type Invocation, invoke } from "./invoke.ts";
+import { loadedFunction, loadFunction } from "./job-module.ts";
+import { loadersFor } from "./tsx-hooks.ts";
+
+/** A load that failed: the call ends with its error. */
+export type FailedLoad = { readonly ok: false; readonly error: unknown };
+
+/** Returned by a load when the call must not run (it was stopped meanwhile). */
+export const STOPPED = "stopped";
+
+/** What differs between running a call in a worker thread and in a pool process. */
+export interface CallSite {
+	/** Loader hooks to register before the first TypeScript module. */
+	readonly loaders: readonly string[];
+	readonly clock: Clock;
+	/** Runs a module load for the call: resolves `STOPPED` when the call must not run, else the load's failure if it failed. */
+	underLoad(load: () => Promise<unknown>): Promise<typeof STOPPED | FailedLoad | undefined>;
+	/** Called just before the call's start is read. */
+	prepare?(): void;
+	/** Marks the call's start, with the CPU reading at that moment; `false` when the call must not run. */
+	begin(startCpuNs: number): boolean;
+	/** Receives each memory sample: the peak so far, and how far memory outside the heap grew. */
+	report?(peak: number, external: number): void;
+}
+
+/** What one call did where it ran. */
+export interface Ran {
+	readonly result: Invocation;
+	readonly wallMs: number;
+	readonly cpuMs: number;
+	readonly peakMemoryBytes: number;
+	/** How far the memory outside the heap grew during the call, at most. */
+	readonly externalGrowth: number;
+}
+
+/**
+ * Runs one call where this code runs (a worker thread or a pool process): registers the loader
+ * hooks its module needs, marks its start, loads its function (counted towards the call), calls
+ * it in its context and measures it. Resolves `undefined` when the call must not run. Rejects
+ * when the loader hooks cannot be registered.
+ */
+export async function runCall(payload: CallPayload, site: CallSite, calls: RunningCalls): Promise<Ran | undefined> {
+	// Loader hooks are registered before the call starts: they are the worker's, not the call's.
+	const loading = loadersFor(payload.ref.module, site.loaders);
+	if (loading !== undefined) {
+		const loaded = await site.underLoad(() => loading);
+		if (loaded === STOPPED) {
+			return undefined;
+		}
+		if (loaded !== undefined) {
+			throw loaded.error;
+		}
+	}
+	site.prepare?.();
+	const startCpu = site.clock.start();
+	if (!site.begin(startCpu)) {
+		return undefined;
+	}
+	const started = performance.now();
+	// Registered before the load, so that a stop's notice during the load reaches the call.
+	const context = calls.add(payload.id);
+	// From the start, so that what the job's module allocates as it loads counts as the call's.
+	const sampler = new HeapSampler(site.report);
+	try {
+		let failedLoad: FailedLoad | undefined;
+		if (loadedFunction(payload.ref) === undefined) {
+			const loaded = await site.underLoad(() => loadFunction(payload.ref));
+			if (loaded === STOPPED) {
+				return undefined;
+			}
+			failedLoad = loaded;
+		}
+		const result = failedLoad ?? (await invoke(payload.ref, payload.args, context, sampler));
+		const wallMs = performance.now() - started;
+		return { result, wallMs, cpuMs: site.clock.spent(startCpu, wallMs), peakMemoryBytes: sampler.stop(), externalGrowth: sampler.externalGrowth };
+	} finally {
+		calls.delete(payload.id);
+	}
+}
