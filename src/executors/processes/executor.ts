@@ -120,6 +120,8 @@ export class ProcessExecutor implements Executor {
 		const all = [...this.#all];
 		this.#idle.length = 0;
 		for (const proc of all) {
+			// Held until it has exited: an idle process does not keep the program alive, but close() waits for it.
+			proc.busy();
 			proc.kill();
 		}
 		await Promise.all(all.map((proc) => proc.exited()));
