@@ -1,4 +1,4 @@
-import { closeSync, openSync, readFileSync, readlinkSync, readSync } from "node:fs";
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from "node:fs";
 
 /**
  * Readers of Linux's `/proc`: a thread's CPU time (`schedstat`), a process's resident memory
@@ -49,53 +49,177 @@ export function openOwnSchedstat(): number {
 	return tryOpen("/proc/thread-self/schedstat");
 }
 
-/** Reads the CPU time of a process's main thread and the resident memory of the process and its children. */
+/** Nanoseconds per clock tick of `/proc/<pid>/stat` (USER_HZ is 100 on Linux). */
+const TICK_NS = 10_000_000;
+
+/**
+ * Reads what a process and everything it started use: the CPU time of all its threads and of its
+ * descendant processes, and the resident memory of the process and its descendants.
+ */
 export class ProcReader {
 	readonly pid: number;
-	#schedstat: number;
+	#stat: number;
 	#statm: number;
-	/** The children of the process's main thread, read again at each look (a pread of an open file). */
-	#children: number;
+	/** The `schedstat` of each live thread of the process, by thread id. */
+	readonly #threads = new Map<number, number>();
 
 	constructor(pid: number) {
 		this.pid = pid;
-		this.#schedstat = tryOpen(`/proc/${pid}/task/${pid}/schedstat`);
+		this.#stat = tryOpen(`/proc/${pid}/stat`);
 		this.#statm = tryOpen(`/proc/${pid}/statm`);
-		this.#children = tryOpen(`/proc/${pid}/task/${pid}/children`);
 	}
 
-	/** CPU time of the process's main thread, in nanoseconds. */
+	/**
+	 * CPU time in nanoseconds of every thread of the process (those that ended included), of the
+	 * children it waited for, and of its live descendant processes.
+	 */
 	cpuNs(): number {
-		return this.#schedstat < 0 ? -1 : readSchedstat(this.#schedstat);
+		const group = readStatCpu(this.#stat);
+		if (group.own < 0) {
+			return -1;
+		}
+		// The kernel reports a thread group's time in clock ticks; the live threads' own counters
+		// are exact. The larger of the two is the best reading (the first counts threads that ended).
+		let threads = 0;
+		try {
+			const alive = new Set<number>();
+			for (const name of readdirSync(`/proc/${this.pid}/task`)) {
+				const tid = Number(name);
+				alive.add(tid);
+				let fd = this.#threads.get(tid);
+				if (fd === undefined) {
+					fd = tryOpen(`/proc/${this.pid}/task/${tid}/schedstat`);
+					this.#threads.set(tid, fd);
+				}
+				threads += fd < 0 ? 0 : Math.max(0, readSchedstat(fd));
+			}
+			for (const [tid, fd] of this.#threads) {
+				if (!alive.has(tid)) {
+					closeQuietly(fd);
+					this.#threads.delete(tid);
+				}
+			}
+		} catch {
+			// The process is gone.
+		}
+		let total = Math.max(group.own, threads) + group.children;
+		for (const pid of descendants(this.pid)) {
+			const cpu = readStatCpu(-1, pid);
+			total += Math.max(0, cpu.own) + cpu.children;
+		}
+		return total;
 	}
 
-	/** Resident memory of the process and, recursively, of the children it started, in bytes. */
+	/** Resident memory of the process and of every process it started, in bytes. */
 	rssBytes(): number {
 		const own = readStatm(this.#statm);
 		if (own < 0) {
 			return -1;
 		}
 		let total = own;
-		for (const child of readChildren(this.#children)) {
-			total += treeRss(child, 0);
+		for (const pid of descendants(this.pid)) {
+			total += Math.max(0, statmOf(pid));
 		}
 		return total;
 	}
 
 	close(): void {
-		for (const fd of [this.#schedstat, this.#statm, this.#children]) {
-			if (fd >= 0) {
-				try {
-					closeSync(fd);
-				} catch {
-					// Already closed.
-				}
+		for (const fd of [this.#stat, this.#statm, ...this.#threads.values()]) {
+			closeQuietly(fd);
+		}
+		this.#threads.clear();
+		this.#stat = -1;
+		this.#statm = -1;
+	}
+}
+
+function closeQuietly(fd: number): void {
+	if (fd >= 0) {
+		try {
+			closeSync(fd);
+		} catch {
+			// Already closed.
+		}
+	}
+}
+
+/** The CPU time in `/proc/<pid>/stat` (an open descriptor, or read by pid): the process's own and that of the children it waited for, in ns. */
+function readStatCpu(fd: number, pid?: number): { own: number; children: number } {
+	let text: string;
+	try {
+		if (fd >= 0) {
+			const length = readSync(fd, statScratch, 0, statScratch.length, 0);
+			text = statScratch.toString("latin1", 0, length);
+		} else {
+			text = readFileSync(`/proc/${pid}/stat`, "latin1");
+		}
+	} catch {
+		return { own: -1, children: 0 };
+	}
+	// Fields after the command name (which may hold spaces): state is field 3; utime, stime, cutime, cstime are 14 to 17.
+	const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
+	const ticks = (index: number): number => Number(fields[index - 3]) || 0;
+	return { own: (ticks(14) + ticks(15)) * TICK_NS, children: (ticks(16) + ticks(17)) * TICK_NS };
+}
+
+const statScratch = Buffer.alloc(1024);
+
+/** The processes `pid` started, and theirs, to any depth: children of each of its threads. */
+export function descendants(pid: number): number[] {
+	const found: number[] = [];
+	const queue = [pid];
+	const seen = new Set<number>([pid]);
+	while (queue.length > 0 && found.length < 4096) {
+		const parent = queue.shift()!;
+		for (const child of childrenOfProcess(parent)) {
+			if (!seen.has(child)) {
+				seen.add(child);
+				found.push(child);
+				queue.push(child);
 			}
 		}
-		this.#schedstat = -1;
-		this.#statm = -1;
-		this.#children = -1;
 	}
+	return found;
+}
+
+/** The processes one thread of this process started, and their descendants. */
+export function threadDescendants(tid: number): number[] {
+	const direct = parsePids(readQuietly(`/proc/self/task/${tid}/children`));
+	return [...direct, ...direct.flatMap((pid) => descendants(pid))];
+}
+
+/** Kills each pid with SIGKILL; pids already gone are skipped. */
+export function killAll(pids: readonly number[]): void {
+	for (const pid of pids) {
+		try {
+			process.kill(pid, "SIGKILL");
+		} catch {
+			// Already gone.
+		}
+	}
+}
+
+function childrenOfProcess(pid: number): number[] {
+	let tasks: string[];
+	try {
+		tasks = readdirSync(`/proc/${pid}/task`);
+	} catch {
+		return [];
+	}
+	return tasks.flatMap((tid) => parsePids(readQuietly(`/proc/${pid}/task/${tid}/children`)));
+}
+
+function readQuietly(file: string): string {
+	try {
+		return readFileSync(file, "latin1");
+	} catch {
+		return "";
+	}
+}
+
+function statmOf(pid: number): number {
+	const fields = readQuietly(`/proc/${pid}/statm`).split(" ");
+	return fields.length > 1 ? Number(fields[1]) * PAGE_SIZE : -1;
 }
 
 function readStatm(fd: number): number {
@@ -111,50 +235,7 @@ function readStatm(fd: number): number {
 	}
 }
 
-const childrenScratch = Buffer.alloc(4096);
-
-/** The pids in an open `children` file; none when it cannot be read. */
-function readChildren(fd: number): number[] {
-	if (fd < 0) {
-		return [];
-	}
-	try {
-		const length = readSync(fd, childrenScratch, 0, childrenScratch.length, 0);
-		if (length === childrenScratch.length) {
-			// More children than the buffer holds: read the whole file.
-			return parsePids(readFileSync(`/proc/self/fd/${fd}`, "latin1"));
-		}
-		return parsePids(childrenScratch.toString("latin1", 0, length));
-	} catch {
-		return [];
-	}
-}
-
 function parsePids(text: string): number[] {
 	const trimmed = text.trim();
 	return trimmed === "" ? [] : trimmed.split(" ").map(Number);
-}
-
-function childrenOf(pid: number): number[] {
-	try {
-		return parsePids(readFileSync(`/proc/${pid}/task/${pid}/children`, "latin1"));
-	} catch {
-		return [];
-	}
-}
-
-function treeRss(pid: number, depth: number): number {
-	let total = 0;
-	try {
-		const fields = readFileSync(`/proc/${pid}/statm`, "latin1").split(" ");
-		total = Number(fields[1]) * PAGE_SIZE;
-	} catch {
-		return 0;
-	}
-	if (depth < 8) {
-		for (const child of childrenOf(pid)) {
-			total += treeRss(child, depth + 1);
-		}
-	}
-	return total;
 }

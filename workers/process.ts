@@ -99,13 +99,17 @@ async function runProcessCall(payload: CallPayload): Promise<void> {
 		cpuMs: 0,
 		peakMemoryBytes: 0,
 		externalGrowth: 0,
+		leftWork: false,
 	}));
 	if (dying || ran === undefined) {
 		return;
 	}
 	const { result } = ran;
 	const stats = { wallMs: ran.wallMs, cpuMs: ran.cpuMs, peakMemoryBytes: Math.max(ran.peakMemoryBytes, process.memoryUsage.rss()) };
-	const reply = result.ok ? { id: payload.id, ok: true as const, value: result.value, stats } : { id: payload.id, ok: false as const, error: serializeError(result.error), stats };
+	const { leftWork } = ran;
+	const reply = result.ok
+		? { id: payload.id, ok: true as const, value: result.value, stats, leftWork }
+		: { id: payload.id, ok: false as const, error: serializeError(result.error), stats, leftWork };
 	try {
 		send({ type: "reply", reply });
 	} catch (error) {

@@ -2,7 +2,7 @@
 // measured in the call's slot. Limits are enforced from the main thread, never from here.
 import { setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
-import { BroadcastChannel, workerData } from "node:worker_threads";
+import { BroadcastChannel, threadId, workerData } from "node:worker_threads";
 import { currentTid } from "../src/procfs.ts";
 import type { AbortMessage, ThreadCallPayload, ThreadWorkerData } from "../src/protocol/messages.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
@@ -60,7 +60,7 @@ export default async function runThreadCall(payload: ThreadCallPayload): Promise
 				collectGarbage();
 			}
 		},
-		begin: (startCpu) => slots.markStarted(slot, generation, tid, startCpu),
+		begin: (startCpu) => slots.markStarted(slot, generation, tid, startCpu, threadId),
 		report: (peak, external) => slots.setMemory(slot, generation, peak, external),
 	};
 	const ran = await runCall(payload, site, calls);
@@ -69,7 +69,7 @@ export default async function runThreadCall(payload: ThreadCallPayload): Promise
 	}
 	const { result } = ran;
 	const answer = result.ok ? result.value : serializeError(result.error);
-	slots.finish(slot, generation, result.ok, ran.wallMs, ran.cpuMs, ran.peakMemoryBytes);
+	slots.finish(slot, generation, result.ok, ran.wallMs, ran.cpuMs, ran.peakMemoryBytes, ran.leftWork);
 	collectFirst = data.capped && ran.externalGrowth > COLLECT_AFTER_BYTES;
 	// What the call printed reaches the main thread before its answer: a thread ended after the
 	// call (a limit, the end of the run) would lose output still buffered here.

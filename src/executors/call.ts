@@ -67,9 +67,6 @@ export async function runCall(execution: Execution, adapter: CallAdapter, watche
 		ending = await running;
 	}
 	cancellation.listen(undefined);
-	monitor?.finish();
-	stopper.dispose();
-	adapter.release(killed);
 	const measured = ending?.usage ?? { wallMs: 0, cpuMs: -1, peakMemoryBytes: 0, where: adapter.where };
 	const usage: Usage = {
 		wallMs: measured.wallMs,
@@ -77,6 +74,10 @@ export async function runCall(execution: Execution, adapter: CallAdapter, watche
 		peakMemoryBytes: Math.max(measured.peakMemoryBytes, monitor?.peakRss ?? 0),
 		where: measured.where,
 	};
+	// The limits are checked once more on what the call reports, so that no result reports usage past them.
+	monitor?.finish(usage);
+	stopper.dispose();
+	adapter.release(killed);
 	const reason = stopper.reason;
 	if (reason instanceof Escalation) {
 		return { kind: "escalate", usage };

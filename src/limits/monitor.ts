@@ -1,3 +1,4 @@
+import type { Usage } from "../future.ts";
 import { CpuTimeLimitError, MemoryLimitError, WallTimeLimitError } from "./errors.ts";
 import { type OffHeapCall, type OffHeapWatch, type Escalation, overBudget } from "./off-heap.ts";
 import type { StopReason } from "./stopper.ts";
@@ -137,17 +138,27 @@ export class CallMonitor implements Watched {
 	}
 
 	/**
-	 * The check at the call's end, with its final readings: a call can end before a periodic check
-	 * sees it pass a limit. Memory outside the heap counts too: the process's resident memory may
-	 * not show it when the allocator reused pages an earlier call freed.
+	 * The check at the call's end, on the readings it reports (`usage`): a call can end before a
+	 * periodic check sees it pass a limit, and a call that ends past a limit ends with its error,
+	 * as the kernel's `RLIMIT_CPU` would have stopped it. Memory outside the heap counts too: the
+	 * process's resident memory may not show it when the allocator reused pages an earlier call
+	 * freed.
 	 */
-	finish(): void {
+	finish(usage: Usage): void {
 		// The call has ended: a limit passed now stops it at once, with no grace period.
 		this.#finishing = true;
-		this.check();
-		const escalation = this.#offHeap === undefined || this.#fired ? undefined : overBudget(this.#offHeap);
-		if (escalation !== undefined) {
-			this.#fire(escalation);
+		const { wallMs, cpuMs, memoryBytes } = this.#limits;
+		if (cpuMs !== undefined && usage.cpuMs >= cpuMs) {
+			this.#fire(new CpuTimeLimitError(cpuMs, usage.cpuMs));
+		} else if (wallMs !== undefined && usage.wallMs >= wallMs) {
+			this.#fire(new WallTimeLimitError(wallMs, usage.wallMs));
+		} else if (memoryBytes !== undefined && this.#probe.rssBytes !== undefined && usage.peakMemoryBytes > memoryBytes) {
+			this.#fire(new MemoryLimitError(memoryBytes, usage.peakMemoryBytes, "rss"));
+		} else if (this.#offHeap !== undefined && !this.#fired) {
+			const escalation = overBudget(this.#offHeap);
+			if (escalation !== undefined) {
+				this.#fire(escalation);
+			}
 		}
 		this.dispose();
 	}

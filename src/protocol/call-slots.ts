@@ -18,7 +18,7 @@
  *
  * The worker's half is `worker/slot-writer.ts`, the main thread's `executors/threads/slots.ts`.
  */
-export const SLOT_BYTES = 64;
+export const SLOT_BYTES = 72;
 
 /** The Int32 fields of a slot, by index within the slot. */
 export const INT = {
@@ -46,10 +46,12 @@ export const FLOAT = {
 	cpuMs: 6,
 	/** When the call started, in ms since the epoch (`performance.timeOrigin + performance.now()`). */
 	startedAt: 7,
+	/** The Node thread id (`worker_threads.threadId`) of the thread running the call. */
+	threadId: 8,
 } as const;
 
-/** How a call in a slot ended, as its worker recorded it. */
-export const ENDED = { none: 0, ok: 1, thrown: 2 } as const;
+/** How a call in a slot ended, as its worker recorded it; `leftWork` is a flag added to `ok` or `thrown`. */
+export const ENDED = { none: 0, ok: 1, thrown: 2, leftWork: 4 } as const;
 
 const INTS = SLOT_BYTES / 4;
 const FLOATS = SLOT_BYTES / 8;

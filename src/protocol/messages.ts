@@ -25,9 +25,13 @@ export interface CallStats {
 }
 
 /** What a process answers for one call (a thread answers with the value or error alone and records the rest in its slot). */
-export type CallReply =
+export type CallReply = (
 	| { readonly id: number; readonly ok: true; readonly value: unknown; readonly stats: CallStats }
-	| { readonly id: number; readonly ok: false; readonly error: SerializedError; readonly stats: CallStats };
+	| { readonly id: number; readonly ok: false; readonly error: SerializedError; readonly stats: CallStats }
+) & {
+	/** The call left work running in the process (a timer, a handle): the process is replaced. */
+	readonly leftWork?: boolean;
+};
 
 /** Sent by the main side to ask a running call to stop (the call's signal aborts). */
 export interface AbortMessage {

@@ -37,6 +37,12 @@ export interface Ran {
 	readonly peakMemoryBytes: number;
 	/** How far the memory outside the heap grew during the call, at most. */
 	readonly externalGrowth: number;
+	/**
+	 * Whether the call left work running after it ended (a timer, an immediate, an open handle it
+	 * made): the thread or process that ran it is replaced, so that the work is stopped and the
+	 * next call does not pay for it.
+	 */
+	readonly leftWork: boolean;
 }
 
 /**
@@ -76,10 +82,29 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
 			}
 			failedLoad = loaded;
 		}
+		// Counted once the job's module has loaded: what its module keeps running is not the call's.
+		const resources = activeWork();
 		const result = failedLoad ?? (await invoke(payload.ref, payload.args, context, sampler));
 		const wallMs = performance.now() - started;
-		return { result, wallMs, cpuMs: site.clock.spent(startCpu, wallMs), peakMemoryBytes: sampler.stop(), externalGrowth: sampler.externalGrowth };
+		const cpuMs = site.clock.spent(startCpu, wallMs);
+		const peakMemoryBytes = sampler.stop();
+		const leftWork = activeWork() > resources;
+		return { result, wallMs, cpuMs, peakMemoryBytes, externalGrowth: sampler.externalGrowth, leftWork };
 	} finally {
 		calls.delete(payload.id);
 	}
+}
+
+/**
+ * How many timers, immediates and handles keep this thread's event loop busy. A worker thread's
+ * stdout and stderr show as message ports while they flush: those are not work.
+ */
+function activeWork(): number {
+	let count = 0;
+	for (const resource of process.getActiveResourcesInfo()) {
+		if (resource !== "MessagePort") {
+			count++;
+		}
+	}
+	return count;
 }

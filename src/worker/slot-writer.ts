@@ -7,13 +7,14 @@ export class SlotWriter extends SlotView {
 	 * counter at start. Returns `false` when the slot has moved on to another call (this call was
 	 * stopped before it started): the call must not run.
 	 */
-	markStarted(slot: number, generation: number, tid: number, cpuNs: number): boolean {
+	markStarted(slot: number, generation: number, tid: number, cpuNs: number, threadId = 0): boolean {
 		const state = this.int(slot, INT.state);
 		if (Atomics.compareExchange(this.ints, state, generation, 0) !== generation) {
 			return false;
 		}
 		this.ints[this.int(slot, INT.tid)] = tid;
 		this.setFloat(slot, FLOAT.cpuBase, cpuNs);
+		this.setFloat(slot, FLOAT.threadId, threadId);
 		this.setFloat(slot, FLOAT.startedAt, performance.timeOrigin + performance.now());
 		return Atomics.compareExchange(this.ints, state, 0, -generation) === 0;
 	}
@@ -51,14 +52,17 @@ export class SlotWriter extends SlotView {
 		}
 	}
 
-	/** Records how call `generation` ended and what it used, before its answer (the value or the error) is posted. */
-	finish(slot: number, generation: number, ok: boolean, wallMs: number, cpuMs: number, peak: number): void {
+	/**
+	 * Records how call `generation` ended and what it used, before its answer (the value or the
+	 * error) is posted; `leftWork` when it left work running in the thread.
+	 */
+	finish(slot: number, generation: number, ok: boolean, wallMs: number, cpuMs: number, peak: number, leftWork = false): void {
 		if (!this.running(slot, generation)) {
 			return;
 		}
 		this.setFloat(slot, FLOAT.peak, peak);
 		this.setFloat(slot, FLOAT.wallMs, wallMs);
 		this.setFloat(slot, FLOAT.cpuMs, cpuMs);
-		Atomics.store(this.ints, this.int(slot, INT.ended), ok ? ENDED.ok : ENDED.thrown);
+		Atomics.store(this.ints, this.int(slot, INT.ended), (ok ? ENDED.ok : ENDED.thrown) | (leftWork ? ENDED.leftWork : 0));
 	}
 }

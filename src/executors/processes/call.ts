@@ -18,6 +18,8 @@ export class ProcessCall implements CallAdapter {
 	readonly #release: (proc: PoolProcess, limits: Limits | undefined, killed: boolean) => void;
 	#sentAt: number | undefined;
 	#cpuBase = 0;
+	/** Whether the call left work running in its process, which is then not reused. */
+	#leftWork = false;
 
 	constructor(call: Call, proc: PoolProcess, release: (proc: PoolProcess, limits: Limits | undefined, killed: boolean) => void) {
 		this.#call = call;
@@ -49,7 +51,10 @@ export class ProcessCall implements CallAdapter {
 		const ended = await this.#proc.run({ id, ref, args });
 		if (ended.kind === "reply") {
 			const { reply } = ended;
-			const usage = { ...reply.stats, where: "process" as const };
+			this.#leftWork = reply.leftWork === true;
+			// The process reports the CPU time of its own threads; what it started (child processes)
+			// is read here, with them, from /proc: the larger reading is the call's.
+			const usage = { ...reply.stats, cpuMs: Math.max(reply.stats.cpuMs, this.cpuMs()), where: "process" as const };
 			return reply.ok ? { kind: "result", value: reply.value, usage } : { kind: "exception", error: deserializeError(reply.error), usage };
 		}
 		const usage = { wallMs: performance.now() - this.#sentAt, cpuMs: -1, peakMemoryBytes: 0, where: "process" as const };
@@ -69,6 +74,8 @@ export class ProcessCall implements CallAdapter {
 	}
 
 	release(killed: boolean): void {
-		this.#release(this.#proc, this.#call.limits, killed);
+		// What the call started and left running ends with the call.
+		this.#proc.killDescendants();
+		this.#release(this.#proc, this.#call.limits, killed || this.#leftWork);
 	}
 }

@@ -3,7 +3,7 @@ import type { Socket } from "node:net";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { WorkerCrashedError } from "../../errors.ts";
-import { ProcReader } from "../../procfs.ts";
+import { descendants, killAll, ProcReader } from "../../procfs.ts";
 import type { CallPayload, CallReply, ChildMessage, ParentMessage } from "../../protocol/messages.ts";
 import { deserializeError, serializeError } from "../../serialize.ts";
 import { splitLoaders } from "../loader-flags.ts";
@@ -180,15 +180,28 @@ export class PoolProcess {
 		});
 	}
 
-	/** Kills the process and every process it started (its process group). */
+	/**
+	 * Kills the process and every process it started: its process group, and its descendants
+	 * found in `/proc` (those that left the group or the session too), listed before the kill,
+	 * since a killed parent's children are no longer its own.
+	 */
 	kill(): void {
 		if (!this.#alive || this.child.pid === undefined) {
 			return;
 		}
+		const tree = descendants(this.child.pid);
 		try {
 			process.kill(-this.child.pid, "SIGKILL");
 		} catch {
 			this.child.kill("SIGKILL");
+		}
+		killAll(tree);
+	}
+
+	/** Kills what the process started and left running (its descendants), leaving the process itself. */
+	killDescendants(): void {
+		if (this.#alive && this.child.pid !== undefined) {
+			killAll(descendants(this.child.pid));
 		}
 	}
 

@@ -1,4 +1,5 @@
 import type { Usage } from "../../future.ts";
+import { killAll, threadDescendants } from "../../procfs.ts";
 import type { StopReason } from "../../limits/stopper.ts";
 import type { Limits } from "../../limits/types.ts";
 import { ENDED } from "../../protocol/call-slots.ts";
@@ -59,6 +60,15 @@ export class ThreadCall implements CallAdapter {
 		// still have to start); limits count from the start its worker records.
 		const sent = await pool.run({ id, ref, args, slot, generation }, { signal: this.#signal }).then(answeredWith, failedWith);
 		const ended = sent.answered ? slots.ended(slot) : ENDED.none;
+		if (ended !== ENDED.none && slots.leftWork(slot)) {
+			// The call left work running in its thread: the thread ends with the call (it is idle
+			// now, and no other call is sent to it before this one has ended), with what it started.
+			// Waited for, so that piscina has dropped the thread before the next call is sent.
+			const threadId = slots.threadId(slot);
+			const tree = threadDescendants(slots.tid(slot));
+			await pool.threads.find((thread) => thread.threadId === threadId)?.terminate();
+			killAll(tree);
+		}
 		if (ended === ENDED.ok) {
 			return { kind: "result", value: sent.answer, usage: slots.usage(slot) };
 		}
@@ -92,18 +102,32 @@ export class ThreadCall implements CallAdapter {
 		const { slots, slot, generation } = this.#place;
 		const loaded = slots.stopAfterLoad(slot, generation, LOAD_WAIT_MS);
 		if (loaded === undefined) {
-			this.#signal.abort();
+			this.#terminate();
 		} else {
 			void loaded.then((stoppedItself) => {
 				if (!stoppedItself) {
-					this.#signal.abort();
+					this.#terminate();
 				}
 			});
 		}
 	}
 
+	/** Terminates the thread, and the processes the call started from it (listed first: once the thread is gone they are no longer its children). */
+	#terminate(): void {
+		const tid = this.#place.slots.tid(this.#place.slot);
+		const tree = tid > 0 ? threadDescendants(tid) : [];
+		this.#signal.abort();
+		killAll(tree);
+	}
+
 	release(): void {
 		this.#cpu.close();
+		// What a limited call started from its thread and left running ends with the call (an
+		// unlimited call's, when it is stopped): its limits hold for all of it.
+		const tid = this.#call.limits === undefined ? 0 : this.#place.slots.tid(this.#place.slot);
+		if (tid > 0) {
+			killAll(threadDescendants(tid));
+		}
 	}
 }
 

@@ -35,9 +35,19 @@ export class MainSlots extends SlotView {
 		return this.running(slot, generation) ? this.float(slot, FLOAT.startedAt) - performance.timeOrigin : undefined;
 	}
 
-	/** How the slot's call ended (`ENDED`), as its worker recorded it. */
+	/** How the slot's call ended (`ENDED.none`, `ok` or `thrown`), as its worker recorded it. */
 	ended(slot: number): number {
-		return Atomics.load(this.ints, this.int(slot, INT.ended));
+		return Atomics.load(this.ints, this.int(slot, INT.ended)) & ~ENDED.leftWork;
+	}
+
+	/** Whether the slot's call left work running in its thread when it ended. */
+	leftWork(slot: number): boolean {
+		return (Atomics.load(this.ints, this.int(slot, INT.ended)) & ENDED.leftWork) !== 0;
+	}
+
+	/** The Node thread id of the thread that ran the slot's call (0 before it starts). */
+	threadId(slot: number): number {
+		return this.float(slot, FLOAT.threadId);
 	}
 
 	/** What the slot's call used, as its worker recorded it at the end. */

@@ -1,0 +1,145 @@
+// Limits hold at every edge: the end of a call, what the call started, what it leaves behind.
+import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { describe, it } from "node:test";
+import { type Future, Scheduler } from "../src/index.ts";
+import { CpuTimeLimitError, PynisherPlugin, type PynisherOptions } from "../src/pynisher/index.ts";
+import { alive, delay, type ExecutorKind, make, runAll } from "./helpers.ts";
+
+function fidelity(name: string) {
+	return { module: new URL("./fixtures/fidelity.mjs", import.meta.url), name };
+}
+
+function limited(scheduler: Scheduler, name: string, options: PynisherOptions) {
+	return scheduler.task(fidelity(name), { plugins: [new PynisherPlugin(options)] });
+}
+
+describe("the end of a call", () => {
+	for (const limit of [{ cpuTimeLimit: "100ms" }, { wallTimeLimit: "100ms" }] as const) {
+		it(`a process stopped by its ${Object.keys(limit)[0]} at the end of its call is never handed the next call`, async () => {
+			const scheduler = Scheduler.withProcesses({ maxWorkers: 1 });
+			const spin = limited(scheduler, "spin", limit);
+			const add = scheduler.task(fidelity("add"));
+			const { futures } = await runAll(scheduler, () => {
+				const all: (Future | undefined)[] = [];
+				for (let i = 0; i < 40; i++) {
+					all.push(spin.submit(95 + (i % 10)), add.submit(i, 1));
+				}
+				return all;
+			});
+			const innocent = futures.filter((future) => future.taskName.endsWith("#add"));
+			assert.equal(innocent.length, 40);
+			const failed = innocent.filter((future) => future.state !== "result");
+			assert.deepEqual(
+				failed.map((future) => String(future.exception)),
+				[],
+				"no unlimited call failed",
+			);
+		});
+	}
+
+	for (const kind of ["threads", "processes"] as const) {
+		it(`on ${kind}, a call that ends past its CPU limit ends with the limit's error, and a result reports usage within it`, async () => {
+			const scheduler = make(kind, 2);
+			const spin = limited(scheduler, "spin", { cpuTimeLimit: "100ms" });
+			const { futures } = await runAll(scheduler, () => Array.from({ length: 40 }, (_, i) => spin.submit(90 + (i % 20))));
+			let results = 0;
+			for (const future of futures) {
+				if (future.state === "result") {
+					results++;
+					assert.ok((future.usage?.cpuMs ?? 0) < 100, `a result reported ${future.usage?.cpuMs} ms of CPU under a 100 ms limit`);
+				} else {
+					assert.ok(future.exception instanceof CpuTimeLimitError, String(future.exception));
+					assert.ok((future.exception as CpuTimeLimitError).observed >= 100);
+				}
+			}
+			assert.ok(results < futures.length, "calls past the limit were stopped");
+		});
+	}
+});
+
+describe("what a call started", () => {
+	const cases: [ExecutorKind, string, PynisherOptions | "cancel"][] = [
+		["threads", "wall limit", { wallTimeLimit: "1s" }],
+		["threads", "cancel", "cancel"],
+		["processes", "wall limit", { wallTimeLimit: "1s" }],
+		["processes", "cancel", "cancel"],
+		["sequential", "wall limit", { wallTimeLimit: "1s" }],
+	];
+	for (const [kind, how, limits] of cases) {
+		it(`on ${kind}, a ${how} ends the call's children, grandchildren and detached children within a second`, async () => {
+			const dir = mkdtempSync(path.join(tmpdir(), "byop-tree-"));
+			const pidFile = path.join(dir, "pids.json");
+			const scheduler = make(kind, 1);
+			const task = limits === "cancel" ? scheduler.task(fidelity("spawnTree")) : limited(scheduler, "spawnTree", limits);
+			let ended = 0;
+			task.on(task.DONE, () => (ended = performance.now()));
+			const { futures } = await runAll(scheduler, () => {
+				const future = task.submit(pidFile);
+				if (limits === "cancel") {
+					scheduler.callLater("1s", () => future?.cancel());
+				}
+				return [future];
+			});
+			assert.equal(futures[0]?.state, limits === "cancel" ? "cancelled" : "exception");
+			const pids = JSON.parse(readFileSync(pidFile, "utf8")) as number[];
+			assert.equal(pids.length, 4);
+			while (pids.some(alive) && performance.now() - ended < 1000) {
+				await delay(20);
+			}
+			const left = pids.filter(alive);
+			for (const pid of left) {
+				process.kill(pid, "SIGKILL");
+			}
+			assert.deepEqual(left, [], "every process the call started is gone");
+		});
+	}
+
+	it("on processes, a nested worker's CPU time counts against the call's CPU limit", async () => {
+		const scheduler = make("processes", 1);
+		const task = limited(scheduler, "nestedSpin", { cpuTimeLimit: "300ms", wallTimeLimit: "20s" });
+		const { futures } = await runAll(scheduler, () => [task.submit(3000)]);
+		assert.ok(futures[0]?.exception instanceof CpuTimeLimitError, String(futures[0]?.exception ?? futures[0]?.result));
+	});
+
+	it("on processes, a child process's CPU time counts against the call's CPU limit", async () => {
+		const scheduler = make("processes", 1);
+		const task = limited(scheduler, "childSpin", { cpuTimeLimit: "300ms", wallTimeLimit: "20s" });
+		const { futures } = await runAll(scheduler, () => [task.submit(3000)]);
+		assert.ok(futures[0]?.exception instanceof CpuTimeLimitError, String(futures[0]?.exception ?? futures[0]?.result));
+	});
+});
+
+describe("what a call leaves behind", () => {
+	for (const kind of ["threads", "processes"] as const) {
+		it(`on ${kind}, work left running after a call ends is stopped, and the next call neither waits for it nor pays for it`, async () => {
+			const scheduler = make(kind, 1);
+			const leave = limited(scheduler, "leaveSpin", { wallTimeLimit: "1s", cpuTimeLimit: "500ms" });
+			const next = limited(scheduler, "sleep", { wallTimeLimit: "5s", cpuTimeLimit: "500ms" });
+			let first: Future | undefined;
+			let second: Future | undefined;
+			scheduler.on(Scheduler.STARTED, () => {
+				first = leave.submit();
+			});
+			// The next call comes once what the first left behind is spinning.
+			leave.on(leave.DONE, () => scheduler.callLater("300ms", () => (second = next.submit(300, "innocent"))));
+			await scheduler.run({ timeout: "15s", wait: false, onException: "continue", onCancelled: "continue" });
+			assert.equal(first?.result, "left");
+			assert.equal(second?.state, "result", `the next call ended as ${second?.state}: ${String(second?.exception)}`);
+			assert.ok((second?.usage?.cpuMs ?? 1000) < 100, `the next call was charged ${second?.usage?.cpuMs} ms of CPU`);
+		});
+
+		it(`on ${kind}, a call queued right behind one that leaves work running gets a fresh worker`, async () => {
+			const scheduler = make(kind, 1);
+			const leave = scheduler.task(fidelity("leaveSpin"));
+			const add = scheduler.task(fidelity("add"));
+			const { futures } = await runAll(scheduler, () => [leave.submit(), add.submit(1, 2), leave.submit(), add.submit(3, 4)]);
+			assert.deepEqual(
+				futures.map((future) => future.result ?? String(future.exception)),
+				["left", 3, "left", 7],
+			);
+		});
+	}
+});
