@@ -1,9 +1,11 @@
 // Limits hold at every edge: the end of a call, what the call started, what it leaves behind.
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
+import { fileURLToPath } from "node:url";
 import { type Future, Scheduler } from "../src/index.ts";
 import { CpuTimeLimitError, PynisherPlugin, type PynisherOptions } from "../src/pynisher/index.ts";
 import { alive, delay, type ExecutorKind, make, runAll } from "./helpers.ts";
@@ -142,4 +144,46 @@ describe("what a call leaves behind", () => {
 			);
 		});
 	}
+});
+
+describe("heap caps that a flag would lift", () => {
+	/** Runs a program in a child process (heap flags are process-wide); returns what it printed. */
+	function runProgram(source: string, nodeFlags: string[] = []): { stdout: string; stderr: string; code: number | null } {
+		const file = fileURLToPath(new URL(`./fixtures/.heap-${process.pid}-${Date.now()}.ts`, import.meta.url));
+		writeFileSync(file, source);
+		try {
+			const result = spawnSync(process.execPath, [...nodeFlags, "--import", "tsx", file], { encoding: "utf8", timeout: 60_000 });
+			return { stdout: result.stdout, stderr: result.stderr, code: result.status };
+		} finally {
+			rmSync(file, { force: true });
+		}
+	}
+
+	const program = (lift: boolean) => `import { Scheduler } from "../../src/index.ts";
+		import { PynisherPlugin } from "../../src/pynisher/index.ts";
+		const ref = (name: string) => ({ module: new URL("./fidelity.mjs", import.meta.url), name });
+		const scheduler = Scheduler.withThreads({ maxWorkers: 1 });
+		const lift = scheduler.task(ref("liftHeapCaps"));
+		const hog = scheduler.task(ref("holdHeap"), { plugins: [new PynisherPlugin({ memoryLimit: "64mb", memoryKind: "heap" })] });
+		const futures: any[] = [];
+		scheduler.on(Scheduler.STARTED, () => {
+			const first = ${lift} ? lift.submit() : undefined;
+			const hold = () => futures.push(hog.submit(300));
+			if (first === undefined) hold(); else first.then(hold);
+		});
+		await scheduler.run({ onException: "continue" });
+		console.log(JSON.stringify(futures.map((f) => [f.exception?.name ?? f.result, f.usage?.where])));`;
+
+	it("a task that raises V8's heap limit at run time does not lift the heap caps of later calls", () => {
+		const result = runProgram(program(true));
+		assert.equal(result.code, 0, result.stderr);
+		assert.deepEqual(JSON.parse(result.stdout.trim()), [["MemoryLimitError", "process"]]);
+		assert.match(result.stderr, /BYOP_HEAP_FLAG/);
+	});
+
+	it("--max-heap-size on node's command line sends heap-limited thread calls to a process", () => {
+		const result = runProgram(program(false), ["--max-heap-size=4096"]);
+		assert.equal(result.code, 0, result.stderr);
+		assert.deepEqual(JSON.parse(result.stdout.trim()), [["MemoryLimitError", "process"]]);
+	});
 });

@@ -1,6 +1,6 @@
 // The entry of each worker thread of a piscina pool: runs one call at a time and records what it
 // measured in the call's slot. Limits are enforced from the main thread, never from here.
-import { setFlagsFromString } from "node:v8";
+import { getHeapStatistics, setFlagsFromString } from "node:v8";
 import { runInNewContext } from "node:vm";
 import { BroadcastChannel, threadId, workerData } from "node:worker_threads";
 import { currentTid } from "../src/procfs.ts";
@@ -25,6 +25,13 @@ const calls = new RunningCalls();
 const COLLECT_AFTER_BYTES = 32 * 1024 * 1024;
 let collectFirst = false;
 let collect: (() => void) | undefined;
+
+/**
+ * Whether this thread's heap cap was lifted: a heap-size flag set while the program runs (a task's
+ * `v8.setFlagsFromString`) gives the threads started after it the flag's heap instead of their
+ * cap. Such a thread runs no memory-limited call: each moves to a process.
+ */
+const capLifted = data.cap !== undefined && getHeapStatistics().heap_size_limit > (2 * (data.cap.old + 3 * data.cap.young) + 16) * 1024 * 1024;
 
 const channel = new BroadcastChannel(data.channel);
 channel.unref();
@@ -60,7 +67,13 @@ export default async function runThreadCall(payload: ThreadCallPayload): Promise
 				collectGarbage();
 			}
 		},
-		begin: (startCpu) => slots.markStarted(slot, generation, tid, startCpu, threadId),
+		begin: (startCpu) => {
+			if (capLifted) {
+				slots.refuse(slot, generation);
+				return false;
+			}
+			return slots.markStarted(slot, generation, tid, startCpu, threadId);
+		},
 		report: (peak, external) => slots.setMemory(slot, generation, peak, external),
 	};
 	const ran = await runCall(payload, site, calls);
@@ -70,7 +83,7 @@ export default async function runThreadCall(payload: ThreadCallPayload): Promise
 	const { result } = ran;
 	const answer = result.ok ? result.value : serializeError(result.error);
 	slots.finish(slot, generation, result.ok, ran.wallMs, ran.cpuMs, ran.peakMemoryBytes, ran.leftWork);
-	collectFirst = data.capped && ran.externalGrowth > COLLECT_AFTER_BYTES;
+	collectFirst = data.cap !== undefined && ran.externalGrowth > COLLECT_AFTER_BYTES;
 	// What the call printed reaches the main thread before its answer: a thread ended after the
 	// call (a limit, the end of the run) would lose output still buffered here.
 	if (process.stdout.writableLength > 0) {

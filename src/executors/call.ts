@@ -79,8 +79,10 @@ export async function runCall(execution: Execution, adapter: CallAdapter, watche
 	stopper.dispose();
 	adapter.release(killed);
 	const reason = stopper.reason;
-	if (reason instanceof Escalation) {
-		return { kind: "escalate", usage };
+	// The call moves to a process: stopped for it, or refused where it was sent.
+	const escalation = reason instanceof Escalation ? reason : ending?.kind === "exception" && ending.error instanceof Escalation ? ending.error : undefined;
+	if (escalation !== undefined) {
+		return { kind: "escalate", escalation, usage };
 	}
 	if (reason instanceof CancelledError) {
 		return { kind: "cancelled", error: reason, usage };

@@ -176,9 +176,9 @@ export class Dispatcher<Owner> {
 			settled = { kind: "exception", error, usage: undefined };
 		}
 		if (settled.kind === "escalate") {
-			// Its memory outside the heap passed the limit in a thread: run it again in a process.
+			// Its thread could not hold it to its memory limit: run it again in a process.
 			const call = entry.call;
-			call.limits = call.limits === undefined ? undefined : this.#placer.escalate(refKey(call), call.limits);
+			call.limits = call.limits === undefined ? undefined : this.#placer.escalate(refKey(call), call.limits, settled.escalation);
 			void this.#execute(entry, this.#processExecutor());
 			return;
 		}

@@ -1,5 +1,6 @@
 import type { CancelledError } from "../errors.ts";
 import type { Future, Outcome, Usage, Where } from "../future.ts";
+import type { Escalation } from "../limits/off-heap.ts";
 import type { Limits } from "../limits/types.ts";
 import type { ResolvedRef } from "../ref.ts";
 
@@ -49,10 +50,10 @@ export interface Execution {
 }
 
 /**
- * How a call ended on an executor: its outcome, or, for a thread call whose memory outside the
- * heap passed its limit (`memoryKind: "auto"`), that it must run again in a process.
+ * How a call ended on an executor: its outcome, or, for a memory-limited thread call that its
+ * thread cannot hold to its limit (see `Escalation`), that it must run again in a process.
  */
-export type Settled = Outcome | { readonly kind: "escalate"; readonly usage: Usage };
+export type Settled = Outcome | { readonly kind: "escalate"; readonly escalation: Escalation; readonly usage: Usage };
 
 /**
  * Where calls run. The dispatcher queues calls and hands one to `execute` only when there is

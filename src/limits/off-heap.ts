@@ -3,14 +3,17 @@ import { CORES, MEMORY_GROWTH_BYTES_PER_MS, type Watchdog } from "./watchdog.ts"
 const MiB = 1024 * 1024;
 
 /**
- * Why a thread call with `memoryKind: "auto"` is stopped: its memory outside the heap passed its
- * limit, so it runs again in a process under a true RSS limit. Not an error: the call goes on.
+ * Why a memory-limited thread call moves to a process, where it runs again under a true RSS
+ * limit: its memory outside the heap passed its limit (`memoryKind: "auto"`), or its thread's
+ * heap cap was lifted. Not an error: the call goes on.
  */
 export class Escalation {
 	readonly why: string;
+	readonly cause: "off-heap" | "heap-cap-lifted";
 
-	constructor(why: string) {
+	constructor(why: string, cause: "off-heap" | "heap-cap-lifted" = "off-heap") {
 		this.why = why;
+		this.cause = cause;
 	}
 }
 

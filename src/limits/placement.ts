@@ -1,4 +1,5 @@
 import { existsSync } from "node:fs";
+import type { Escalation } from "./off-heap.ts";
 import type { Limits } from "./types.ts";
 
 /** Where a call runs: on the scheduler's own executor, or in a forked process. */
@@ -9,10 +10,13 @@ export function capsHeap(limits: Limits | undefined): limits is Limits & { memor
 	return limits?.memoryBytes !== undefined && limits.memoryKind !== "rss";
 }
 
-/** The `--max-old-space-size` flag set for the whole process, which overrides every worker's heap cap. */
+/** V8 flags that size the heap of every isolate of the process, and so override each worker's heap cap. */
+export const HEAP_FLAG = /^--max[-_](old[-_]space|heap)[-_]size/;
+
+/** The heap-size flag set for the whole process (command line or `NODE_OPTIONS`), if any. */
 export function processHeapFlag(): string | undefined {
 	const flags = [...process.execArgv, ...(process.env["NODE_OPTIONS"] ?? "").split(/\s+/)];
-	return flags.find((flag) => /^--max[-_]old[-_]space[-_]size/.test(flag));
+	return flags.find((flag) => HEAP_FLAG.test(flag));
 }
 
 const threadCpuReadable =
@@ -31,6 +35,8 @@ export class Placer {
 	/** Read once: the process's flags do not change while it runs. */
 	readonly #heapFlag = processHeapFlag();
 	#warnedHeapFlag = false;
+	/** Set once a thread found its heap cap lifted by a flag set while the program runs. */
+	#capsLifted = false;
 
 	constructor(executor: "sequential" | "threads" | "processes") {
 		this.#executor = executor;
@@ -48,14 +54,8 @@ export class Placer {
 		if (limits.memoryKind === "auto" && limits.escalate && this.#escalated.has(key)) {
 			return { placement: "process", limits: { ...limits, memoryKind: "rss" } };
 		}
-		if (capsHeap(limits) && this.#heapFlag !== undefined) {
-			if (!this.#warnedHeapFlag) {
-				this.#warnedHeapFlag = true;
-				process.emitWarning(
-					`${this.#heapFlag} is set for the whole process and overrides the heap cap of worker threads; memory-limited tasks run in processes instead`,
-					{ code: "BYOP_HEAP_FLAG" },
-				);
-			}
+		if (capsHeap(limits) && (this.#heapFlag !== undefined || this.#capsLifted)) {
+			this.#warnHeapFlag(this.#heapFlag ?? "A heap-size flag");
 			return { placement: "process", limits: { ...limits, memoryKind: "rss" } };
 		}
 		if (limits.cpuMs !== undefined && !threadCpuReadable) {
@@ -64,9 +64,28 @@ export class Placer {
 		return { placement: "primary", limits };
 	}
 
-	/** A call of `key` passed its memory limit outside the heap in a thread: it and later calls of `key` run in a process. */
-	escalate(key: string, limits: Limits): Limits {
-		this.#escalated.add(key);
+	/**
+	 * A call of `key` must move from its thread to a process: its memory outside the heap passed
+	 * its limit (it and later calls of `key` run in a process), or its thread's heap cap was
+	 * lifted by a heap-size flag set while the program runs (every heap-capped call runs in a
+	 * process from then on). Returns the limits it runs with there.
+	 */
+	escalate(key: string, limits: Limits, escalation: Escalation): Limits {
+		if (escalation.cause === "heap-cap-lifted") {
+			this.#capsLifted = true;
+			this.#warnHeapFlag("A heap-size flag set while the program runs (v8.setFlagsFromString)");
+		} else {
+			this.#escalated.add(key);
+		}
 		return { ...limits, memoryKind: "rss" };
+	}
+
+	#warnHeapFlag(flag: string): void {
+		if (!this.#warnedHeapFlag) {
+			this.#warnedHeapFlag = true;
+			process.emitWarning(`${flag} is set for the whole process and overrides the heap cap of worker threads; memory-limited tasks run in processes instead`, {
+				code: "BYOP_HEAP_FLAG",
+			});
+		}
 	}
 }

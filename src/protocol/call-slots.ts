@@ -50,8 +50,11 @@ export const FLOAT = {
 	threadId: 8,
 } as const;
 
-/** How a call in a slot ended, as its worker recorded it; `leftWork` is a flag added to `ok` or `thrown`. */
-export const ENDED = { none: 0, ok: 1, thrown: 2, leftWork: 4 } as const;
+/**
+ * How a call in a slot ended, as its worker recorded it: `leftWork` is a flag added to `ok` or
+ * `thrown`; `refused` means the thread did not run the call, since its heap cap was lifted.
+ */
+export const ENDED = { none: 0, ok: 1, thrown: 2, leftWork: 4, refused: 8 } as const;
 
 const INTS = SLOT_BYTES / 4;
 const FLOATS = SLOT_BYTES / 8;

@@ -46,8 +46,11 @@ export interface ThreadWorkerData {
 	readonly channel: string;
 	/** Loader hooks to register before the first TypeScript call (see `tsx-hooks.ts`). */
 	readonly loaders: readonly string[];
-	/** Whether the pool's heap is capped: its calls have memory limits, whose watch counts what each call grows. */
-	readonly capped: boolean;
+	/**
+	 * The heap cap of the pool's threads, in MB, when it has one: its calls have memory limits,
+	 * whose watch counts what each call grows.
+	 */
+	readonly cap: { readonly old: number; readonly young: number } | undefined;
 }
 
 /** Messages from the parent to a pool process. */

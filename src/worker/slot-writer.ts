@@ -19,6 +19,13 @@ export class SlotWriter extends SlotView {
 		return Atomics.compareExchange(this.ints, state, 0, -generation) === 0;
 	}
 
+	/** Call `generation` does not run in this thread: its heap cap was lifted. */
+	refuse(slot: number, generation: number): void {
+		if (Atomics.load(this.ints, this.int(slot, INT.state)) === generation) {
+			Atomics.store(this.ints, this.int(slot, INT.ended), ENDED.refused);
+		}
+	}
+
 	/** Call `generation` is about to load modules. Returns `false` when the slot has moved on: the call must not run. */
 	beginLoad(slot: number, generation: number): boolean {
 		const state = Atomics.load(this.ints, this.int(slot, INT.state));

@@ -3,6 +3,7 @@ import type { Socket } from "node:net";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { WorkerCrashedError } from "../../errors.ts";
+import { HEAP_FLAG } from "../../limits/placement.ts";
 import { descendants, killAll, ProcReader } from "../../procfs.ts";
 import type { CallPayload, CallReply, ChildMessage, ParentMessage } from "../../protocol/messages.ts";
 import { deserializeError, serializeError } from "../../serialize.ts";
@@ -50,7 +51,7 @@ export class PoolProcess {
 	constructor(heapCapMb: number) {
 		this.heapCapMb = heapCapMb;
 		const flags = childFlags();
-		const execArgv = flags.rest.filter((flag) => !/^--max[-_]old[-_]space[-_]size/.test(flag));
+		const execArgv = flags.rest.filter((flag) => !HEAP_FLAG.test(flag));
 		if (heapCapMb > 0) {
 			execArgv.push(`--max-old-space-size=${heapCapMb}`);
 		}
@@ -238,7 +239,7 @@ function forward(from: Socket, to: Writable): void {
 function stripHeapFlag(options: string | undefined): string {
 	return (options ?? "")
 		.split(/\s+/)
-		.filter((flag) => flag !== "" && !/^--max[-_]old[-_]space[-_]size/.test(flag))
+		.filter((flag) => flag !== "" && !HEAP_FLAG.test(flag))
 		.join(" ");
 }
 

@@ -1,5 +1,6 @@
 import type { Usage } from "../../future.ts";
 import { killAll, threadDescendants } from "../../procfs.ts";
+import { Escalation } from "../../limits/off-heap.ts";
 import type { StopReason } from "../../limits/stopper.ts";
 import type { Limits } from "../../limits/types.ts";
 import { ENDED } from "../../protocol/call-slots.ts";
@@ -71,6 +72,10 @@ export class ThreadCall implements CallAdapter {
 		}
 		if (ended === ENDED.ok) {
 			return { kind: "result", value: sent.answer, usage: slots.usage(slot) };
+		}
+		if (ended === ENDED.refused) {
+			const escalation = new Escalation("The thread's heap cap was lifted by a heap-size flag set while the program runs", "heap-cap-lifted");
+			return { kind: "exception", error: escalation, usage: this.#lostUsage(undefined) };
 		}
 		if (ended === ENDED.thrown) {
 			return { kind: "exception", error: deserializeError(sent.answer as SerializedError), usage: slots.usage(slot) };

@@ -25,12 +25,12 @@ export function heapCapMb(bytes: number): { old: number; young: number } {
  */
 export class ThreadPools {
 	readonly #maxWorkers: number;
-	readonly #data: Omit<ThreadWorkerData, "capped">;
+	readonly #data: Omit<ThreadWorkerData, "cap">;
 	readonly #pools = new Map<number, Pool>();
 	/** The ids of the threads of each pool that have started (loaded their modules). */
 	readonly #ready = new WeakMap<Pool, Set<number>>();
 
-	constructor(maxWorkers: number, data: Omit<ThreadWorkerData, "capped">) {
+	constructor(maxWorkers: number, data: Omit<ThreadWorkerData, "cap">) {
 		this.#maxWorkers = maxWorkers;
 		this.#data = data;
 	}
@@ -52,8 +52,8 @@ export class ThreadPools {
 	}
 
 	#create(capBytes: number): Pool {
-		const workerData: ThreadWorkerData = { ...this.#data, capped: capBytes > 0 };
 		const cap = capBytes > 0 ? heapCapMb(capBytes) : undefined;
+		const workerData: ThreadWorkerData = { ...this.#data, cap };
 		const pool: Pool = new Piscina<ThreadCallPayload, unknown>({
 			filename: THREAD_ENTRY,
 			// With minThreads above 0, piscina replaces a terminated thread when its exit event

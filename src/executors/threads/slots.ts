@@ -35,7 +35,7 @@ export class MainSlots extends SlotView {
 		return this.running(slot, generation) ? this.float(slot, FLOAT.startedAt) - performance.timeOrigin : undefined;
 	}
 
-	/** How the slot's call ended (`ENDED.none`, `ok` or `thrown`), as its worker recorded it. */
+	/** How the slot's call ended (`ENDED.none`, `ok`, `thrown` or `refused`), as its worker recorded it. */
 	ended(slot: number): number {
 		return Atomics.load(this.ints, this.int(slot, INT.ended)) & ~ENDED.leftWork;
 	}
