@@ -66,10 +66,15 @@ export class Scheduler {
 	/** Use `Scheduler.withSequential()`, `withThreads()` or `withProcesses()`. */
 	constructor(executor: ExecutorKind, options: PoolOptions = {}) {
 		const pool = parsePoolOptions(executor, options);
-		this.#dispatcher = new Dispatcher<Task>(pool.executor, pool.maxWorkers, {
-			started: (task, call) => taskControl.started(task, call.future),
-			settled: (task, call, outcome) => this.#settled(task, call.future, outcome),
-		});
+		this.#dispatcher = new Dispatcher<Task>(
+			pool.executor,
+			pool.maxWorkers,
+			{
+				started: (task, call) => taskControl.started(task, call.future),
+				settled: (task, call, outcome) => this.#settled(task, call.future, outcome),
+			},
+			pool.minWorkers,
+		);
 		this.#emitter = new Emitter((error, event) => this.#handlerError(error, event));
 		openPort(this, {
 			assertAccepting: () => this.#assertAccepting(),

@@ -187,3 +187,43 @@ describe("heap caps that a flag would lift", () => {
 		assert.deepEqual(JSON.parse(result.stdout.trim()), [["MemoryLimitError", "process"]]);
 	});
 });
+
+describe("the call after a stop", () => {
+	/**
+	 * Runs `count` calls one after another, each stopped by its limit, 150 ms apart; returns how
+	 * long each waited from its submit to its start in its thread (its end less its wall time).
+	 */
+	async function startDelays(scheduler: Scheduler, limits: PynisherOptions, count: number, firstAfterMs: number): Promise<number[]> {
+		const task = limited(scheduler, "spin", limits);
+		const delays: number[] = [];
+		let submittedAt = 0;
+		const submit = (): void => {
+			submittedAt = performance.now();
+			task.submit(60_000);
+		};
+		task.on(task.EXCEPTION, (future) => {
+			delays.push(performance.now() - submittedAt - (future.usage?.wallMs ?? 0));
+			if (delays.length < count) {
+				scheduler.callLater("150ms", submit);
+			}
+		});
+		scheduler.on(Scheduler.STARTED, () => scheduler.callLater(firstAfterMs / 1000, submit));
+		await scheduler.run({ onException: "continue" });
+		return delays;
+	}
+
+	const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!;
+
+	for (const limits of [{ wallTimeLimit: "300ms" }, { cpuTimeLimit: "300ms" }] as const) {
+		it(`a thread stopped by its ${Object.keys(limits)[0]} is replaced at once: the next call does not wait for a thread to start`, async () => {
+			const delays = await startDelays(Scheduler.withThreads({ maxWorkers: 2 }), limits, 6, 1);
+			// A thread starts in about 60 ms here; a call that finds one started begins within a few ms.
+			assert.ok(median(delays.slice(1)) < 40, `waited ${delays.map((ms) => ms.toFixed(0)).join(", ")} ms to start`);
+		});
+	}
+
+	it("minWorkers threads are started when the run starts", async () => {
+		const delays = await startDelays(Scheduler.withThreads({ maxWorkers: 2, minWorkers: 2 }), { wallTimeLimit: "300ms" }, 1, 500);
+		assert.ok(delays[0]! < 40, `the first call waited ${delays[0]?.toFixed(0)} ms to start`);
+	});
+});

@@ -9,6 +9,7 @@ import { deserializeError, serializeError } from "../src/serialize.ts";
 import { ThreadClock } from "../src/worker/clocks.ts";
 import { RunningCalls } from "../src/worker/context.ts";
 import { type CallSite, runCall, STOPPED } from "../src/worker/run-call.ts";
+import { loadersFor } from "../src/worker/tsx-hooks.ts";
 import { SlotWriter } from "../src/worker/slot-writer.ts";
 
 const data = workerData as ThreadWorkerData;
@@ -47,6 +48,11 @@ channel.onmessage = (event) => {
  */
 export default async function runThreadCall(payload: ThreadCallPayload): Promise<unknown> {
 	const { slot, generation } = payload;
+	if (slot < 0) {
+		// A warm-up: the thread has started; it registers the loader hooks its pool's calls need.
+		await loadersFor(payload.ref.module, data.loaders);
+		return undefined;
+	}
 	const site: CallSite = {
 		loaders: data.loaders,
 		clock,

@@ -64,8 +64,12 @@ export class Dispatcher<Owner> {
 	readonly #sink: DispatchSink<Owner>;
 	readonly #cancel = (entry: Entry<Owner>, reason: CancelledError): void => this.#cancelEntry(entry, reason);
 
-	constructor(kind: ExecutorKind, maxWorkers: number, sink: DispatchSink<Owner>) {
+	readonly #minWorkers: number;
+
+	/** `minWorkers` threads start when it opens (see `PoolOptions`). */
+	constructor(kind: ExecutorKind, maxWorkers: number, sink: DispatchSink<Owner>, minWorkers = 0) {
 		this.kind = kind;
+		this.#minWorkers = minWorkers;
 		this.#sink = sink;
 		this.maxWorkers = kind === "sequential" ? 1 : maxWorkers;
 		const watchdog = new Watchdog();
@@ -91,7 +95,7 @@ export class Dispatcher<Owner> {
 		this.#open = true;
 		if (this.kind === "threads") {
 			const threads = new ThreadExecutor(this.maxWorkers, this.#watchers);
-			threads.warm();
+			threads.warm(this.#minWorkers);
 			this.#primary = threads;
 		} else if (this.kind === "processes") {
 			this.#processes = new ProcessExecutor(this.maxWorkers, this.#watchers);

@@ -25,6 +25,8 @@ export interface ThreadPlace {
 	readonly watchOffHeap: boolean;
 	/** Posts a stop notice to every thread of the executor; the one running the call acts on it. */
 	post(message: AbortMessage): void;
+	/** Starts threads in `pool` again, after the call's thread ended; `module` is the call's. */
+	rewarm(pool: Pool, module: string): void;
 }
 
 /**
@@ -69,6 +71,7 @@ export class ThreadCall implements CallAdapter {
 			const tree = threadDescendants(slots.tid(slot));
 			await pool.threads.find((thread) => thread.threadId === threadId)?.terminate();
 			killAll(tree);
+			this.#place.rewarm(this.#place.pool, this.#call.ref.module);
 		}
 		if (ended === ENDED.ok) {
 			return { kind: "result", value: sent.answer, usage: slots.usage(slot) };
@@ -82,6 +85,10 @@ export class ThreadCall implements CallAdapter {
 		}
 		// No answer (it was stopped, or it crashed), or none with a result (it was stopped before it started).
 		const failure = sent.answered ? new Error("The worker answered without a result") : sent.failure;
+		if (!sent.answered) {
+			// Its thread ended: the next call finds a thread started.
+			this.#place.rewarm(this.#place.pool, this.#call.ref.module);
+		}
 		return { kind: "exception", error: threadFailure(failure, this.#call.limits as Limits | undefined, this.#place.capBytes), usage: this.#lostUsage(failure) };
 	}
 

@@ -8,10 +8,13 @@ import { runCall } from "../call.ts";
 import type { Execution, Executor, Settled } from "../executor.ts";
 import { threadLoaders } from "../loader-flags.ts";
 import { ThreadCall } from "./call.ts";
-import { ThreadPools } from "./pools.ts";
+import { type Pool, ThreadPools } from "./pools.ts";
 import { MainSlots } from "./slots.ts";
 
 let channels = 0;
+
+/** A module that needs the TypeScript loader hooks. */
+const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/;
 
 /**
  * Runs calls on piscina worker-thread pools (see `ThreadPools`). Wall and CPU limits abort the
@@ -27,12 +30,16 @@ export class ThreadExecutor implements Executor {
 	#channel: BroadcastChannel | undefined;
 	/** Counts the calls given a slot: each call's records carry its number. */
 	#generation = 0;
+	readonly #rewarm = (pool: Pool, module: string): void => this.#pools.warm(pool, this.#maxWorkers, TYPESCRIPT_MODULE.test(module));
 	readonly #post = (message: AbortMessage): void => {
 		this.#channel ??= this.#openChannel();
 		this.#channel.postMessage(message);
 	};
 
+	readonly #maxWorkers: number;
+
 	constructor(maxWorkers: number, watchers: Watchers) {
+		this.#maxWorkers = maxWorkers;
 		this.#watchers = watchers;
 		const buffer = createSlots(maxWorkers);
 		this.#slots = new MainSlots(buffer);
@@ -41,9 +48,12 @@ export class ThreadExecutor implements Executor {
 		exposeForTests(this, { threads: () => this.#pools.counts() });
 	}
 
-	/** Starts the default pool's threads now, so the first calls do not wait for them. */
-	warm(): void {
-		this.#pools.get(0);
+	/** Makes the default pool and starts `count` of its threads now, so the first calls do not wait for them. */
+	warm(count = 0): void {
+		const pool = this.#pools.get(0);
+		if (count > 0) {
+			this.#pools.warm(pool, count);
+		}
 	}
 
 	async execute(execution: Execution): Promise<Settled> {
@@ -58,7 +68,7 @@ export class ThreadExecutor implements Executor {
 		const limits = execution.call.limits;
 		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
 		const watchOffHeap = capBytes > 0 && limits?.memoryKind === "auto" && limits.escalate;
-		const call = new ThreadCall(execution.call, { pool: this.#pools.get(capBytes), slots: this.#slots, slot, generation, capBytes, watchOffHeap, post: this.#post });
+		const call = new ThreadCall(execution.call, { pool: this.#pools.get(capBytes), slots: this.#slots, slot, generation, capBytes, watchOffHeap, post: this.#post, rewarm: this.#rewarm });
 		try {
 			return await runCall(execution, call, this.#watchers);
 		} finally {

@@ -12,6 +12,11 @@ export const LOAD_WAIT_MS = 1000;
 
 export type Pool = Piscina<ThreadCallPayload, unknown>;
 
+/** What a thread is sent to have it start (and register the loader hooks its pool's calls need) without a call. */
+export function warmUp(typescript: boolean): ThreadCallPayload {
+	return { id: 0, ref: { module: typescript ? "warm.ts" : "warm.js", name: "default" }, args: [], slot: -1, generation: 0 };
+}
+
 /** The V8 heap cap, in whole megabytes, that a pool uses for a heap limit in bytes. */
 export function heapCapMb(bytes: number): { old: number; young: number } {
 	const total = Math.max(2, Math.ceil(bytes / MiB));
@@ -29,6 +34,11 @@ export class ThreadPools {
 	readonly #pools = new Map<number, Pool>();
 	/** The ids of the threads of each pool that have started (loaded their modules). */
 	readonly #ready = new WeakMap<Pool, Set<number>>();
+	/** Warm-ups on their way: a pool is ended only once they are done (they may be loading modules). */
+	readonly #warming = new Set<Promise<unknown>>();
+	/** Whether a call of a pool has loaded a TypeScript module: its new threads register the loader hooks as they start. */
+	readonly #typescript = new WeakSet<Pool>();
+	#closed = false;
 
 	constructor(maxWorkers: number, data: Omit<ThreadWorkerData, "cap">) {
 		this.#maxWorkers = maxWorkers;
@@ -49,6 +59,26 @@ export class ThreadPools {
 	/** The pool for calls with heap cap `capBytes` (0: none). */
 	get(capBytes: number): Pool {
 		return this.#pools.get(capBytes) ?? this.#create(capBytes);
+	}
+
+	/**
+	 * Starts threads in `pool` until it has `count` (at most its size), without waiting for them.
+	 * Threads start only where no idle one is there to take a warm-up, so a pool that lost threads
+	 * (stopped calls end theirs) gets them back before its next calls need them.
+	 */
+	warm(pool: Pool, count = this.#maxWorkers, typescript = false): void {
+		if (typescript) {
+			this.#typescript.add(pool);
+		}
+		if (this.#closed) {
+			return;
+		}
+		const payload = warmUp(this.#typescript.has(pool));
+		for (let i = 0; i < Math.min(count, this.#maxWorkers); i++) {
+			const warming = pool.run(payload).catch(() => {});
+			this.#warming.add(warming);
+			void warming.then(() => this.#warming.delete(warming));
+		}
 	}
 
 	#create(capBytes: number): Pool {
@@ -95,8 +125,10 @@ export class ThreadPools {
 
 	/** Ends every pool, once its threads have started. */
 	async close(): Promise<void> {
+		this.#closed = true;
 		const pools = [...this.#pools.values()];
 		this.#pools.clear();
+		await Promise.race([Promise.all(this.#warming), new Promise((resolve) => setTimeout(resolve, LOAD_WAIT_MS).unref())]);
 		await Promise.all(
 			pools.map(async (pool) => {
 				await this.#started(pool);
