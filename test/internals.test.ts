@@ -14,7 +14,7 @@ import { createSlots, ENDED } from "../src/protocol/call-slots.ts";
 import { MemoryLimitError } from "../src/pynisher/index.ts";
 import { viewOf } from "../src/test-hooks.ts";
 import { cpuMs, START_REUSE_MS, ThreadClock } from "../src/worker/clocks.ts";
-import { CallControl } from "../src/worker/context.ts";
+import { CallControl, RunningCalls } from "../src/worker/context.ts";
 import { SlotWriter } from "../src/worker/slot-writer.ts";
 import { findUncloneable } from "../src/worker/uncloneable.ts";
 
@@ -191,6 +191,21 @@ describe("call context", () => {
 	it("is empty outside a task", () => {
 		assert.equal(currentCall(), undefined);
 		assert.equal(taskSignal().aborted, false);
+	});
+
+	it("a stop notice that comes before its call is registered aborts the call when it is", () => {
+		const calls = new RunningCalls();
+		const reason = new Error("stopped while loading");
+		calls.abort(7, reason);
+		const early = calls.add(7);
+		assert.equal(early.signal.aborted, true);
+		assert.equal(early.signal.reason, reason);
+		assert.equal(calls.add(8).signal.aborted, false, "another call is not touched");
+		for (let id = 100; id < 140; id++) {
+			calls.abort(id, reason);
+		}
+		assert.equal(calls.add(100).signal.aborted, false, "only the latest notices are kept");
+		assert.equal(calls.add(139).signal.aborted, true);
 	});
 });
 

@@ -119,8 +119,9 @@ export class CallMonitor implements Watched {
 				wait = Math.min(wait, cpuMs - cpu);
 			}
 		} else if (cpuMs !== undefined) {
-			// Not started yet, or not readable now: look again soon.
-			wait = this.intervalMs;
+			// Not started where it runs: from its start it needs its whole limit of wall time to pass
+			// it. Started but not readable now: look again soon.
+			wait = this.#probe.startedAt() === undefined ? cpuMs : this.intervalMs;
 		}
 		if (this.#probe.rssBytes !== undefined) {
 			const rss = this.#probe.rssBytes();

@@ -77,14 +77,23 @@ export function taskSignal(): AbortSignal {
 	return currentCall()?.signal ?? NEVER;
 }
 
+/** How many stop notices for calls not yet registered are kept (they arrive while a call loads its loader hooks). */
+const EARLY_NOTICES = 16;
+
 /** The calls running in this thread or process, by id, so that a stop's notice reaches each one. */
 export class RunningCalls {
 	readonly #calls = new Map<number, CallControl>();
+	/** Notices that came before their call was registered (while its worker registered loader hooks). */
+	readonly #early = new Map<number, unknown>();
 
-	/** Registers call `id` and returns its context. */
+	/** Registers call `id` and returns its context; a notice that came for it already aborts it. */
 	add(id: number): CallControl {
 		const context = new CallControl(id);
 		this.#calls.set(id, context);
+		if (this.#early.has(id)) {
+			context.abort(this.#early.get(id));
+			this.#early.delete(id);
+		}
 		return context;
 	}
 
@@ -97,8 +106,17 @@ export class RunningCalls {
 		return this.#calls.size;
 	}
 
-	/** Aborts call `id`'s signal with `reason`; a call that has ended is left alone. */
+	/** Aborts call `id`'s signal with `reason`; for a call not registered yet, when it is. */
 	abort(id: number, reason: unknown): void {
-		this.#calls.get(id)?.abort(reason);
+		const context = this.#calls.get(id);
+		if (context !== undefined) {
+			context.abort(reason);
+			return;
+		}
+		this.#early.set(id, reason);
+		if (this.#early.size > EARLY_NOTICES) {
+			// The oldest notices are for calls that ended (or never ran here).
+			this.#early.delete(this.#early.keys().next().value as number);
+		}
 	}
 }
