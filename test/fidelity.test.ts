@@ -227,3 +227,13 @@ describe("the call after a stop", () => {
 		assert.ok(delays[0]! < 40, `the first call waited ${delays[0]?.toFixed(0)} ms to start`);
 	});
 });
+
+describe("a process that holds only its modules", () => {
+	it("is reused for the next memory-limited call of a task whose module is large", async () => {
+		const scheduler = Scheduler.withProcesses({ maxWorkers: 1 });
+		const task = scheduler.task({ module: new URL("./fixtures/large-module.mjs", import.meta.url), name: "whereAmI" }, { plugins: [new PynisherPlugin({ memoryLimit: "512mb", memoryKind: "rss" })] });
+		const { futures } = await runAll(scheduler, () => Array.from({ length: 4 }, () => task.submit()));
+		const pids = futures.map((future) => (future.result as { pid: number } | undefined)?.pid ?? String(future.exception));
+		assert.equal(new Set(pids).size, 1, `the calls ran in ${JSON.stringify(pids)}`);
+	});
+});

@@ -34,9 +34,15 @@ const calls = new RunningCalls();
 const loaders = (process.env["BYOP_LOADERS"] ?? "").split("\n").filter((loader) => loader !== "");
 delete process.env["BYOP_LOADERS"];
 
+/** This process's resident memory once the current call had loaded its job's module, when it loaded one. */
+let loadedRss: number | undefined;
+
 const site: CallSite = {
 	loaders,
 	clock: new ProcessClock(),
+	loaded: () => {
+		loadedRss = process.memoryUsage.rss();
+	},
 	underLoad: (load) =>
 		load().then(
 			() => undefined,
@@ -93,6 +99,7 @@ process.on("message", (message: ParentMessage) => {
 });
 
 async function runProcessCall(payload: CallPayload): Promise<void> {
+	loadedRss = undefined;
 	const ran = await runCall(payload, site, calls).catch((error: unknown) => ({
 		result: { ok: false as const, error },
 		wallMs: 0,
@@ -108,8 +115,8 @@ async function runProcessCall(payload: CallPayload): Promise<void> {
 	const stats = { wallMs: ran.wallMs, cpuMs: ran.cpuMs, peakMemoryBytes: Math.max(ran.peakMemoryBytes, process.memoryUsage.rss()) };
 	const { leftWork } = ran;
 	const reply = result.ok
-		? { id: payload.id, ok: true as const, value: result.value, stats, leftWork }
-		: { id: payload.id, ok: false as const, error: serializeError(result.error), stats, leftWork };
+		? { id: payload.id, ok: true as const, value: result.value, stats, leftWork, loadedRss }
+		: { id: payload.id, ok: false as const, error: serializeError(result.error), stats, leftWork, loadedRss };
 	try {
 		send({ type: "reply", reply });
 	} catch (error) {

@@ -31,6 +31,11 @@ export type CallReply = (
 ) & {
 	/** The call left work running in the process (a timer, a handle): the process is replaced. */
 	readonly leftWork?: boolean;
+	/**
+	 * The process's resident memory once the call had loaded its job's module, when it loaded one:
+	 * what the process holds for its modules, which the next call is not charged for.
+	 */
+	readonly loadedRss?: number | undefined;
 };
 
 /** Sent by the main side to ask a running call to stop (the call's signal aborts). */

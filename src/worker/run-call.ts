@@ -27,6 +27,8 @@ export interface CallSite {
 	begin(startCpuNs: number): boolean;
 	/** Receives each memory sample: the peak so far, and how far memory outside the heap grew. */
 	report?(peak: number, external: number): void;
+	/** Called once the call has loaded its job's module for the first time where it runs. */
+	loaded?(): void;
 }
 
 /** What one call did where it ran. */
@@ -81,6 +83,9 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
 				return undefined;
 			}
 			failedLoad = loaded;
+			if (loaded === undefined) {
+				site.loaded?.();
+			}
 		}
 		// Counted once the job's module has loaded: what its module keeps running is not the call's.
 		const resources = activeWork();

@@ -83,6 +83,10 @@ export class PoolProcess {
 					this.#baseRss = this.#reader.rssBytes();
 					resolve();
 				} else if (message.type === "reply") {
+					if (message.reply.loadedRss !== undefined) {
+						// What the process holds once it has loaded a job's module is its own from then on.
+						this.#baseRss = Math.max(this.#baseRss, message.reply.loadedRss);
+					}
 					this.#settle({ kind: "reply", reply: message.reply });
 				} else if (message.type === "retire") {
 					this.#retiring = true;
@@ -136,8 +140,9 @@ export class PoolProcess {
 
 	/**
 	 * Whether it may take another call: alive, not retiring, and its resident memory back within
-	 * `growthBytes` of where it started. Memory a call freed is often kept by the allocator and
-	 * still counts as resident, so it would count against the next call's memory limit.
+	 * `growthBytes` of where it started, or of what it held once it loaded its job modules. Memory
+	 * a call freed is often kept by the allocator and still counts as resident, so it would count
+	 * against the next call's memory limit.
 	 */
 	reusable(growthBytes = REUSE_GROWTH_BYTES): boolean {
 		if (!this.#alive || this.#retiring || this.#reader === undefined) {
