@@ -7,7 +7,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { fileURLToPath } from "node:url";
 import { type Future, Scheduler } from "../src/index.ts";
-import { CpuTimeLimitError, PynisherPlugin, type PynisherOptions } from "../src/pynisher/index.ts";
+import { CpuTimeLimitError, MemoryLimitError, PynisherPlugin, type PynisherOptions } from "../src/pynisher/index.ts";
 import { alive, delay, type ExecutorKind, make, runAll } from "./helpers.ts";
 
 function fidelity(name: string) {
@@ -99,11 +99,24 @@ describe("what a call started", () => {
 		});
 	}
 
-	it("on processes, a nested worker's CPU time counts against the call's CPU limit", async () => {
-		const scheduler = make("processes", 1);
-		const task = limited(scheduler, "nestedSpin", { cpuTimeLimit: "300ms", wallTimeLimit: "20s" });
-		const { futures } = await runAll(scheduler, () => [task.submit(3000)]);
-		assert.ok(futures[0]?.exception instanceof CpuTimeLimitError, String(futures[0]?.exception ?? futures[0]?.result));
+	for (const kind of ["threads", "processes", "sequential"] as const) {
+		it(`on ${kind}, a nested worker's CPU time counts against the call's CPU limit`, async () => {
+			const scheduler = make(kind, 1);
+			const task = limited(scheduler, "nestedSpin", { cpuTimeLimit: "300ms", wallTimeLimit: "20s" });
+			const { futures } = await runAll(scheduler, () => [task.submit(3000), task.submit(3000)]);
+			for (const future of futures) {
+				assert.ok(future.exception instanceof CpuTimeLimitError, String(future.exception ?? future.result));
+				// On threads, the call moves to a process, where every thread of the call counts.
+				assert.equal(future.usage?.where, "process");
+			}
+		});
+	}
+
+	it("on threads, a nested worker's memory counts against the call's memory limit", async () => {
+		const scheduler = make("threads", 1);
+		const task = limited(scheduler, "nestedHold", { memoryLimit: "128mb", wallTimeLimit: "20s" });
+		const { futures } = await runAll(scheduler, () => [task.submit(240)]);
+		assert.ok(futures[0]?.exception instanceof MemoryLimitError, String(futures[0]?.exception ?? futures[0]?.result));
 	});
 
 	it("on processes, a child process's CPU time counts against the call's CPU limit", async () => {

@@ -1,13 +1,14 @@
 // The entry of each worker thread of a piscina pool: runs one call at a time and records what it
 // measured in the call's slot. Limits are enforced from the main thread, never from here.
 import { getHeapStatistics, setFlagsFromString } from "node:v8";
+import { createRequire, syncBuiltinESMExports } from "node:module";
 import { runInNewContext } from "node:vm";
 import { BroadcastChannel, threadId, workerData } from "node:worker_threads";
 import { currentTid } from "../src/procfs.ts";
 import type { AbortMessage, ThreadCallPayload, ThreadWorkerData } from "../src/protocol/messages.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
 import { ThreadClock } from "../src/worker/clocks.ts";
-import { RunningCalls } from "../src/worker/context.ts";
+import { currentCall, RunningCalls } from "../src/worker/context.ts";
 import { type CallSite, runCall, STOPPED } from "../src/worker/run-call.ts";
 import { loadersFor } from "../src/worker/tsx-hooks.ts";
 import { SlotWriter } from "../src/worker/slot-writer.ts";
@@ -33,6 +34,25 @@ let collect: (() => void) | undefined;
  * cap. Such a thread runs no memory-limited call: each moves to a process.
  */
 const capLifted = data.cap !== undefined && getHeapStatistics().heap_size_limit > (2 * (data.cap.old + 3 * data.cap.young) + 16) * 1024 * 1024;
+
+/** The slot of each call running here, by id. */
+const slotOf = new Map<number, { readonly slot: number; readonly generation: number }>();
+
+// A worker thread that a call starts is a thread of its own, whose CPU time and memory the call's
+// thread does not show: the call is marked, and a limited call moves to a process, where they count.
+const threads = createRequire(import.meta.url)("node:worker_threads") as typeof import("node:worker_threads");
+const NativeWorker = threads.Worker;
+threads.Worker = class Worker extends NativeWorker {
+	constructor(...args: ConstructorParameters<typeof NativeWorker>) {
+		const id = currentCall()?.id;
+		const place = id === undefined ? undefined : slotOf.get(id);
+		if (place !== undefined) {
+			slots.markNestedWorker(place.slot, place.generation);
+		}
+		super(...args);
+	}
+};
+syncBuiltinESMExports();
 
 const channel = new BroadcastChannel(data.channel);
 channel.unref();
@@ -82,7 +102,13 @@ export default async function runThreadCall(payload: ThreadCallPayload): Promise
 		},
 		report: (peak, external) => slots.setMemory(slot, generation, peak, external),
 	};
-	const ran = await runCall(payload, site, calls);
+	slotOf.set(payload.id, { slot, generation });
+	let ran: Awaited<ReturnType<typeof runCall>>;
+	try {
+		ran = await runCall(payload, site, calls);
+	} finally {
+		slotOf.delete(payload.id);
+	}
 	if (ran === undefined) {
 		return undefined;
 	}

@@ -1,6 +1,6 @@
 import type { Usage } from "../future.ts";
 import { CpuTimeLimitError, MemoryLimitError, WallTimeLimitError } from "./errors.ts";
-import { type OffHeapCall, type OffHeapWatch, type Escalation, overBudget } from "./off-heap.ts";
+import { Escalation, type OffHeapCall, type OffHeapWatch, overBudget } from "./off-heap.ts";
 import type { StopReason } from "./stopper.ts";
 import type { Limits } from "./types.ts";
 import { CORES, MAX_CHECK_MS, MEMORY_GROWTH_BYTES_PER_MS, type Watchdog, type Watched } from "./watchdog.ts";
@@ -15,6 +15,8 @@ export interface Probe {
 	rssBytes?(): number;
 	/** How far the call's memory outside the heap grew, where a heap cap limits it in a thread (`memoryKind: "auto"`). */
 	readonly offHeapBytes?: (() => number) | undefined;
+	/** Whether the call started worker threads of its own, whose use is not measured where it runs (a worker thread). */
+	readonly startedWorkers?: (() => boolean) | undefined;
 }
 
 /** The shared watchers of an executor's limited calls. */
@@ -105,6 +107,10 @@ export class CallMonitor implements Watched {
 		if (this.#fired) {
 			return MAX_CHECK_MS;
 		}
+		if (this.#probe.startedWorkers?.() === true) {
+			this.#fire(new Escalation("The call started a worker thread of its own, whose CPU time and memory its thread does not show", "nested-worker"));
+			return MAX_CHECK_MS;
+		}
 		const { cpuMs, memoryBytes } = this.#limits;
 		let wait = MAX_CHECK_MS;
 		const cpu = this.#probe.cpuMs();
@@ -155,6 +161,8 @@ export class CallMonitor implements Watched {
 			this.#fire(new WallTimeLimitError(wallMs, usage.wallMs));
 		} else if (memoryBytes !== undefined && this.#probe.rssBytes !== undefined && usage.peakMemoryBytes > memoryBytes) {
 			this.#fire(new MemoryLimitError(memoryBytes, usage.peakMemoryBytes, "rss"));
+		} else if (this.#probe.startedWorkers?.() === true) {
+			this.#fire(new Escalation("The call started a worker thread of its own, whose CPU time and memory its thread does not show", "nested-worker"));
 		} else if (this.#offHeap !== undefined && !this.#fired) {
 			const escalation = overBudget(this.#offHeap);
 			if (escalation !== undefined) {

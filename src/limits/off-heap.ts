@@ -3,15 +3,15 @@ import { CORES, MEMORY_GROWTH_BYTES_PER_MS, type Watchdog } from "./watchdog.ts"
 const MiB = 1024 * 1024;
 
 /**
- * Why a memory-limited thread call moves to a process, where it runs again under a true RSS
- * limit: its memory outside the heap passed its limit (`memoryKind: "auto"`), or its thread's
- * heap cap was lifted. Not an error: the call goes on.
+ * Why a limited thread call moves to a process, where it runs again and everything it uses is
+ * measured: its memory outside the heap passed its limit (`memoryKind: "auto"`), its thread's
+ * heap cap was lifted, or it started worker threads of its own. Not an error: the call goes on.
  */
 export class Escalation {
 	readonly why: string;
-	readonly cause: "off-heap" | "heap-cap-lifted";
+	readonly cause: "off-heap" | "heap-cap-lifted" | "nested-worker";
 
-	constructor(why: string, cause: "off-heap" | "heap-cap-lifted" = "off-heap") {
+	constructor(why: string, cause: Escalation["cause"] = "off-heap") {
 		this.why = why;
 		this.cause = cause;
 	}

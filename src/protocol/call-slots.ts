@@ -18,7 +18,7 @@
  *
  * The worker's half is `worker/slot-writer.ts`, the main thread's `executors/threads/slots.ts`.
  */
-export const SLOT_BYTES = 72;
+export const SLOT_BYTES = 80;
 
 /** The Int32 fields of a slot, by index within the slot. */
 export const INT = {
@@ -48,6 +48,8 @@ export const FLOAT = {
 	startedAt: 7,
 	/** The Node thread id (`worker_threads.threadId`) of the thread running the call. */
 	threadId: 8,
+	/** 1 once the call has started a worker thread of its own, whose use its thread's counters do not show. */
+	nestedWorker: 9,
 } as const;
 
 /**

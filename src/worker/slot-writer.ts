@@ -19,6 +19,13 @@ export class SlotWriter extends SlotView {
 		return Atomics.compareExchange(this.ints, state, 0, -generation) === 0;
 	}
 
+	/** Call `generation` started a worker thread of its own. */
+	markNestedWorker(slot: number, generation: number): void {
+		if (this.running(slot, generation)) {
+			this.setFloat(slot, FLOAT.nestedWorker, 1);
+		}
+	}
+
 	/** Call `generation` does not run in this thread: its heap cap was lifted. */
 	refuse(slot: number, generation: number): void {
 		if (Atomics.load(this.ints, this.int(slot, INT.state)) === generation) {

@@ -56,6 +56,10 @@ export class ThreadCall implements CallAdapter {
 		return this.#cpu.read();
 	}
 
+	startedWorkers(): boolean {
+		return this.#place.slots.nestedWorker(this.#place.slot);
+	}
+
 	async run(): Promise<Ending> {
 		const { pool, slots, slot, generation } = this.#place;
 		const { id, ref, args } = this.#call;
