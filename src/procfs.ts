@@ -53,15 +53,32 @@ export function openOwnSchedstat(): number {
 const TICK_NS = 10_000_000;
 
 /**
- * Reads what a process and everything it started use: the CPU time of all its threads and of its
- * descendant processes, and the resident memory of the process and its descendants.
+ * Reads what a process and everything it started use: the CPU time that a call in it spends,
+ * and the resident memory of the process and its descendants.
  */
 export class ProcReader {
 	readonly pid: number;
 	#stat: number;
 	#statm: number;
-	/** The `schedstat` of each live thread of the process, by thread id. */
+	/** The `schedstat` of each thread counted for the call, by thread id. */
 	readonly #threads = new Map<number, number>();
+	/** The threads that were there before the call (V8's helpers, the parent watcher): not the call's. */
+	#background = new Set<number>();
+	/** Each counted thread's last reading, and what threads that ended had used. */
+	readonly #last = new Map<number, number>();
+	#ended = 0;
+	#mainBase = 0;
+	#groupBase = 0;
+	/** Each background thread's counter when the call began, and what it has used since, as last read. */
+	#backgroundBase = new Map<number, number>();
+	readonly #backgroundUsed = new Map<number, number>();
+	/** Set once a background thread ended: the whole process's time then holds some of its time that was never read. */
+	#backgroundEnded = false;
+	/** The call's CPU time as last read: a reading never goes back. */
+	#total = 0;
+	#reapedBase = 0;
+	/** What the processes already there when the call began had used then. */
+	#descendantBase = new Map<number, number>();
 
 	constructor(pid: number) {
 		this.pid = pid;
@@ -69,45 +86,102 @@ export class ProcReader {
 		this.#statm = tryOpen(`/proc/${pid}/statm`);
 	}
 
-	/**
-	 * CPU time in nanoseconds of every thread of the process (those that ended included), of the
-	 * children it waited for, and of its live descendant processes.
-	 */
-	cpuNs(): number {
+	/** Starts counting a call's CPU time from now (see `callCpuNs`). */
+	beginCall(): void {
 		const group = readStatCpu(this.#stat);
-		if (group.own < 0) {
+		this.#groupBase = group.own;
+		this.#reapedBase = group.children;
+		this.#background = new Set(this.#tids().filter((tid) => tid !== this.pid));
+		for (const [tid, fd] of this.#threads) {
+			if (tid !== this.pid) {
+				closeQuietly(fd);
+				this.#threads.delete(tid);
+			}
+		}
+		this.#last.clear();
+		this.#ended = 0;
+		this.#mainBase = Math.max(0, this.#threadNs(this.pid));
+		this.#backgroundBase = new Map([...this.#background].map((tid) => [tid, Math.max(0, this.#threadNs(tid))]));
+		this.#backgroundUsed.clear();
+		this.#backgroundEnded = false;
+		this.#total = 0;
+		this.#descendantBase = new Map(descendants(this.pid).map((pid) => [pid, processCpuNs(pid)]));
+	}
+
+	/**
+	 * The CPU time in nanoseconds a call has spent since `beginCall()`: that of the process's main
+	 * thread, of the threads started since (nested workers, those that ended included), and of the
+	 * processes it started (alive, or ended and waited for). V8's helper threads, there before the
+	 * call, are not counted. -1 when the process cannot be read.
+	 */
+	callCpuNs(): number {
+		const main = this.#threadNs(this.pid);
+		const group = readStatCpu(this.#stat);
+		if (main < 0 || group.own < 0) {
 			return -1;
 		}
-		// The kernel reports a thread group's time in clock ticks; the live threads' own counters
-		// are exact. The larger of the two is the best reading (the first counts threads that ended).
-		let threads = 0;
-		try {
-			const alive = new Set<number>();
-			for (const name of readdirSync(`/proc/${this.pid}/task`)) {
-				const tid = Number(name);
-				alive.add(tid);
-				let fd = this.#threads.get(tid);
-				if (fd === undefined) {
-					fd = tryOpen(`/proc/${this.pid}/task/${tid}/schedstat`);
-					this.#threads.set(tid, fd);
-				}
-				threads += fd < 0 ? 0 : Math.max(0, readSchedstat(fd));
+		// Exact: the main thread and the threads started since, from their own counters.
+		let exact = main - this.#mainBase + this.#ended;
+		const alive = new Set(this.#tids());
+		for (const tid of alive) {
+			if (tid === this.pid) {
+				continue;
 			}
-			for (const [tid, fd] of this.#threads) {
-				if (!alive.has(tid)) {
-					closeQuietly(fd);
-					this.#threads.delete(tid);
-				}
+			const ns = Math.max(0, this.#threadNs(tid));
+			if (this.#background.has(tid)) {
+				this.#backgroundUsed.set(tid, ns - (this.#backgroundBase.get(tid) ?? ns));
+			} else {
+				this.#last.set(tid, ns);
+				exact += ns;
 			}
-		} catch {
-			// The process is gone.
 		}
-		let total = Math.max(group.own, threads) + group.children;
+		for (const [tid, ns] of this.#last) {
+			if (!alive.has(tid)) {
+				this.#ended += ns;
+				exact += ns;
+				this.#last.delete(tid);
+				closeQuietly(this.#threads.get(tid) ?? -1);
+				this.#threads.delete(tid);
+			}
+		}
+		// A background thread that ended counts with what it had used when last read.
+		let background = 0;
+		for (const [tid, used] of this.#backgroundUsed) {
+			background += used;
+			if (!alive.has(tid)) {
+				this.#backgroundEnded = true;
+			}
+		}
+		// A thread that started and ended between two readings is seen only in the whole process's
+		// time (in clock ticks, which includes ended threads): less the threads there before, it
+		// counts when it is more than a tick above the exact sum.
+		const whole = group.own - this.#groupBase - background;
+		let total = whole > exact + TICK_NS && !this.#backgroundEnded ? whole : exact;
+		total += Math.max(0, group.children - this.#reapedBase);
 		for (const pid of descendants(this.pid)) {
-			const cpu = readStatCpu(-1, pid);
-			total += Math.max(0, cpu.own) + cpu.children;
+			total += Math.max(0, processCpuNs(pid) - (this.#descendantBase.get(pid) ?? 0));
 		}
-		return total;
+		this.#total = Math.max(this.#total, total);
+		return this.#total;
+	}
+
+	#tids(): number[] {
+		try {
+			return readdirSync(`/proc/${this.pid}/task`).map(Number);
+		} catch {
+			return [];
+		}
+	}
+
+	/** A thread's own CPU counter, in ns (-1 when it cannot be read). */
+	#threadNs(tid: number): number {
+		// Counters of threads the reader keeps open: the main thread, the background ones and those counted.
+		let fd = this.#threads.get(tid);
+		if (fd === undefined) {
+			fd = tryOpen(`/proc/${this.pid}/task/${tid}/schedstat`);
+			this.#threads.set(tid, fd);
+		}
+		return fd < 0 ? -1 : readSchedstat(fd);
 	}
 
 	/** Resident memory of the process and of every process it started, in bytes. */
@@ -163,6 +237,12 @@ function readStatCpu(fd: number, pid?: number): { own: number; children: number 
 }
 
 const statScratch = Buffer.alloc(1024);
+
+/** The CPU time of a process and of the children it waited for, in ns (0 when it cannot be read). */
+function processCpuNs(pid: number): number {
+	const cpu = readStatCpu(-1, pid);
+	return Math.max(0, cpu.own) + cpu.children;
+}
 
 /** The processes `pid` started, and theirs, to any depth: children of each of its threads. */
 export function descendants(pid: number): number[] {

@@ -3,6 +3,7 @@ import { spawn } from "node:child_process";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
+import { Worker } from "node:worker_threads";
 import { CancelledError, currentCall, defineEvent, taskSignal } from "../src/index.ts";
 import { Emitter } from "../src/events.ts";
 import { MainSlots } from "../src/executors/threads/slots.ts";
@@ -301,7 +302,6 @@ describe("reading a process tree from /proc", () => {
 			});
 			const withChild = reader.rssBytes();
 			assert.ok(withChild - alone > 120 * 1024 * 1024, `the tree grew by ${Math.round((withChild - alone) / 1048576)} MB`);
-			assert.ok(reader.cpuNs() > 0);
 		} finally {
 			child.kill("SIGKILL");
 			await new Promise((resolve) => child.once("close", resolve));
@@ -309,5 +309,31 @@ describe("reading a process tree from /proc", () => {
 		assert.ok(reader.rssBytes() - alone < 60 * 1024 * 1024, "the child is no longer counted once it is gone");
 		reader.close();
 		assert.equal(reader.rssBytes(), -1, "a closed reader reads nothing");
+	});
+
+	it("counts a call's CPU time: its main thread, the threads and processes it starts, not the threads there before", async () => {
+		const reader = new ProcReader(process.pid);
+		// A thread that spins before the call began is not the call's.
+		const spin = (ms: number) => `const end = performance.now() + ${ms}; while (performance.now() < end) {}`;
+		const before = new Worker(`${spin(1500)}`, { eval: true });
+		await new Promise((resolve) => setTimeout(resolve, 200));
+		reader.beginCall();
+		assert.ok(reader.callCpuNs() >= 0 && reader.callCpuNs() < 50e6, "nothing is counted yet");
+		// A thread started during the call, spinning 300 ms, then ending: counted after it ended too.
+		const ownCpu = `require("worker_threads").parentPort.postMessage(Number(require("fs").readFileSync("/proc/thread-self/schedstat", "utf8").split(" ")[0]) / 1e6)`;
+		const nested = new Worker(`${spin(300)}; ${ownCpu}`, { eval: true });
+		const nestedMs = await new Promise<number>((resolve) => nested.once("message", resolve));
+		await new Promise((resolve) => nested.once("exit", resolve));
+		const afterThread = reader.callCpuNs() / 1e6;
+		assert.ok(afterThread >= nestedMs * 0.9 - 10, `a nested thread's ${nestedMs} ms of CPU counted as ${afterThread} ms`);
+		// A child process spinning 300 ms, waited for.
+		const child = spawn(process.execPath, ["-e", spin(300)], { stdio: "ignore" });
+		await new Promise((resolve) => child.once("exit", resolve));
+		const afterChild = reader.callCpuNs() / 1e6;
+		assert.ok(afterChild - afterThread >= 100, `a child's 300 ms of spinning counted as ${afterChild - afterThread} ms`);
+		await new Promise((resolve) => before.once("exit", resolve));
+		// The thread that was there before spun about 1.3 s during the call: none of it counts.
+		assert.ok(reader.callCpuNs() / 1e6 - afterChild < 200, `the earlier thread was counted: ${reader.callCpuNs() / 1e6 - afterChild} ms`);
+		reader.close();
 	});
 });

@@ -5,7 +5,7 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
-import { CancelledError, Scheduler, Task } from "../src/index.ts";
+import { CancelledError, type Plugin, Scheduler, Task } from "../src/index.ts";
 import { CpuTimeLimitError, LimitExceededError, limit, MemoryLimitError, PynisherPlugin, type PynisherOptions, WallTimeLimitError } from "../src/pynisher/index.ts";
 import { alive, delay, EXECUTORS, job, make, plain, runAll, threadCounts, watchdogState } from "./helpers.ts";
 
@@ -262,12 +262,10 @@ describe("limits on threads", () => {
 		const marker = path.join(dir, "marker");
 		const scheduler = Scheduler.withProcesses({ maxWorkers: 1 });
 		const plugin = new PynisherPlugin({ wallTimeLimit: "20s", gracePeriod: "300ms" });
-		const task = scheduler.task(job("waitForAbort"), { plugins: [plugin] });
-		const { futures } = await runAll(scheduler, () => {
-			const future = task.submit(marker);
-			scheduler.callLater("600ms", () => future?.cancel());
-			return [future];
-		});
+		// Cancelled once it runs in its process (a process may take a while to start on a busy machine).
+		const cancelOnStart: Plugin = { name: "cancel-on-start", started: (future) => void scheduler.callLater("300ms", () => future.cancel()) };
+		const task = scheduler.task(job("waitForAbort"), { plugins: [plugin, cancelOnStart] });
+		const { futures } = await runAll(scheduler, () => [task.submit(marker)]);
 		assert.equal(futures[0]?.cancelled, true);
 		assert.equal(readFileSync(marker, "utf8"), "CancelledError");
 		// Read as the process was killed, at the end of the grace period.

@@ -20,7 +20,7 @@ function chaos(name: string) {
 	return { module: new URL("./fixtures/chaos.ts", import.meta.url), name };
 }
 
-const KINDS = ["normal", "throw", "sleep", "spin", "heap", "buffer", "spawn"] as const;
+const KINDS = ["normal", "throw", "sleep", "spin", "heap", "buffer", "spawn", "detached", "nested", "leave"] as const;
 type Kind = (typeof KINDS)[number];
 
 interface LimitSpec {
@@ -94,6 +94,12 @@ function callOf(spec: TaskSpec): [string, unknown[]] {
 			return ["bufferHungry", [spec.size, 50]];
 		case "spawn":
 			return ["spawnChild", [0.05 + spec.size / 1000]];
+		case "detached":
+			return ["spawnDetached", [0.05 + spec.size / 200]];
+		case "nested":
+			return ["nestedSpin", [spec.size * 3]];
+		case "leave":
+			return ["leaveTimer", [spec.size / 2]];
 	}
 }
 
@@ -230,6 +236,16 @@ async function check(schedule: Schedule, baseline: Snapshot): Promise<void> {
 		assert.equal(limitEvents.get(future) ?? 0, limited ? 1 : 0, `limit events for ${String(future.exception)}`);
 		if (future.state !== "cancelled" && future.usage === undefined) {
 			assert.fail(`a finished call has usage (${spec.kind}, ${future.state}, ${String(future.exception)})`);
+		}
+		// A result reports usage within its limits: the check at a call's end is on what it reports.
+		const { usage } = future;
+		if (future.state === "result" && spec.limits !== undefined && usage !== undefined) {
+			const { wallMs, cpuMs, memoryMb } = spec.limits;
+			assert.ok(cpuMs === undefined || usage.cpuMs < cpuMs, `a result reports ${usage.cpuMs} ms of CPU under a ${cpuMs} ms limit`);
+			assert.ok(wallMs === undefined || usage.wallMs < wallMs, `a result reports ${usage.wallMs} ms of wall time under a ${wallMs} ms limit`);
+			if (memoryMb !== undefined && usage.where === "process") {
+				assert.ok(usage.peakMemoryBytes <= memoryMb * 1024 * 1024, `a result in a process reports ${usage.peakMemoryBytes} bytes under a ${memoryMb} MB limit`);
+			}
 		}
 	}
 	for (const { future } of submitted) {

@@ -5,6 +5,7 @@ import { createRequire, syncBuiltinESMExports } from "node:module";
 import { runInNewContext } from "node:vm";
 import { BroadcastChannel, threadId, workerData } from "node:worker_threads";
 import { currentTid } from "../src/procfs.ts";
+import { STARTED } from "../src/protocol/call-slots.ts";
 import type { AbortMessage, ThreadCallPayload, ThreadWorkerData } from "../src/protocol/messages.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
 import { ThreadClock } from "../src/worker/clocks.ts";
@@ -38,19 +39,34 @@ const capLifted = data.cap !== undefined && getHeapStatistics().heap_size_limit 
 /** The slot of each call running here, by id. */
 const slotOf = new Map<number, { readonly slot: number; readonly generation: number }>();
 
+/** Marks the running call's slot: it started `what` (one of `STARTED`) beside itself. */
+function markSpawned(what: number): void {
+	const id = currentCall()?.id;
+	const place = id === undefined ? undefined : slotOf.get(id);
+	if (place !== undefined) {
+		slots.markSpawned(place.slot, place.generation, what);
+	}
+}
+
 // A worker thread that a call starts is a thread of its own, whose CPU time and memory the call's
-// thread does not show: the call is marked, and a limited call moves to a process, where they count.
-const threads = createRequire(import.meta.url)("node:worker_threads") as typeof import("node:worker_threads");
+// thread does not show: the call is marked, and a limited call moves to a process, where they
+// count. A child process is marked too: a limited call's children still running at its end end
+// with it.
+const require = createRequire(import.meta.url);
+const threads = require("node:worker_threads") as typeof import("node:worker_threads");
 const NativeWorker = threads.Worker;
 threads.Worker = class Worker extends NativeWorker {
 	constructor(...args: ConstructorParameters<typeof NativeWorker>) {
-		const id = currentCall()?.id;
-		const place = id === undefined ? undefined : slotOf.get(id);
-		if (place !== undefined) {
-			slots.markNestedWorker(place.slot, place.generation);
-		}
+		markSpawned(STARTED.worker);
 		super(...args);
 	}
+};
+// Every asynchronous way to start a process (spawn, exec, execFile, fork) goes through this method.
+const childPrototype = (require("node:child_process") as typeof import("node:child_process")).ChildProcess.prototype as unknown as { spawn(...args: unknown[]): unknown };
+const spawnChild = childPrototype.spawn;
+childPrototype.spawn = function spawn(this: unknown, ...args: unknown[]) {
+	markSpawned(STARTED.process);
+	return spawnChild.apply(this, args);
 };
 syncBuiltinESMExports();
 

@@ -48,8 +48,16 @@ export const FLOAT = {
 	startedAt: 7,
 	/** The Node thread id (`worker_threads.threadId`) of the thread running the call. */
 	threadId: 8,
-	/** 1 once the call has started a worker thread of its own, whose use its thread's counters do not show. */
-	nestedWorker: 9,
+	/** What the call started beside itself (`STARTED` flags). */
+	started: 9,
+} as const;
+
+/** What a call started beside itself, as flags of the slot's `started` field. */
+export const STARTED = {
+	/** A worker thread of its own, whose use its thread's counters do not show. */
+	worker: 1,
+	/** A child process, which may outlive it. */
+	process: 2,
 } as const;
 
 /**

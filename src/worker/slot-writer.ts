@@ -19,10 +19,10 @@ export class SlotWriter extends SlotView {
 		return Atomics.compareExchange(this.ints, state, 0, -generation) === 0;
 	}
 
-	/** Call `generation` started a worker thread of its own. */
-	markNestedWorker(slot: number, generation: number): void {
+	/** Call `generation` started a thread or process beside itself: `flag` is one of `STARTED`. */
+	markSpawned(slot: number, generation: number, flag: number): void {
 		if (this.running(slot, generation)) {
-			this.setFloat(slot, FLOAT.nestedWorker, 1);
+			this.setFloat(slot, FLOAT.started, this.float(slot, FLOAT.started) | flag);
 		}
 	}
 

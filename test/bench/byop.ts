@@ -39,3 +39,9 @@ export function watchdogTicks(scheduler: Scheduler): number {
 export function warmProcesses(scheduler: Scheduler): void {
 	(part(scheduler, "processes") as { warm(): void } | undefined)?.warm();
 }
+
+/** The ids of the scheduler's live pool processes, if it has a process pool. */
+export function processIds(scheduler: Scheduler): number[] {
+	const processes = part(scheduler, "processes");
+	return (processes === undefined ? undefined : viewOf<number[]>(processes, "pids")) ?? [];
+}

@@ -5,18 +5,19 @@
 //   npm run bench -- --quick      fewer rounds and smaller batches, prints only
 //   npm run bench -- --only=1,3   some sections only, prints only
 import { writeFileSync } from "node:fs";
-import { dispatchSection, type Plan, scaleSection, serialSection } from "./dispatch.ts";
+import { dispatchSection, scaleSection, serialSection } from "./dispatch.ts";
 import { escalationSection } from "./escalation.ts";
 import { idleSection } from "./idle.ts";
 import { limitsSection } from "./limits.ts";
 import { chart, currentLoad, describeMachine, markdown, type Methods, printTable, type Row, status } from "./report.ts";
+import { userLimitsSection, type UserPlan } from "./user-limits.ts";
 
 const args = process.argv.slice(2);
 const quick = args.includes("--quick");
 const only = args.find((arg) => arg.startsWith("--only="))?.slice("--only=".length).split(",").map(Number);
 const write = !quick && only === undefined && !args.includes("--no-write");
 
-const plan: Plan & { readonly trials: number } = {
+const plan: UserPlan & { readonly trials: number } = {
 	rounds: quick ? 3 : 5,
 	ratioRounds: quick ? 3 : 9,
 	burst: quick ? 5_000 : 20_000,
@@ -24,6 +25,8 @@ const plan: Plan & { readonly trials: number } = {
 	serialCalls: quick ? 500 : 2_000,
 	scaleSizes: quick ? [1_000, 10_000] : [1_000, 10_000, 100_000],
 	trials: quick ? 5 : 20,
+	userCalls: quick ? 5 : 12,
+	transpileCalls: quick ? 10 : 30,
 	log: (line) => console.error(line),
 };
 
@@ -40,6 +43,8 @@ const methods: Methods = {
 		"One byop run on 2 threads, warmed up; each round submits 1,000, 10,000 and 100,000 no-op calls at once (order reversed every other round), each after 2,000 calls of warm-up, and times them from the first submit to the last result; the 1,000-call batch is run 10 times in a row (each queued at once and drained) so that it is timed over as long as the 10,000-call one. The heap is measured in a second pass: a full garbage collection (`v8.setFlagsFromString('--expose-gc')`), the calls queued, another full collection, the heap in use compared, then the queued calls cancelled. Forced collections slow the next few thousand calls, so that pass comes after the timed one.",
 	"6. Watchdog idle cost":
 		"2 calls that sleep (an awaited timer) run with a 5 min wall limit, a 5 min CPU limit and a 512 MB memory limit; after 0.5 s, the CPU time of the main thread (`/proc/thread-self/schedstat`) and of the whole process is read over five 1-second windows (each a round). The watchdog checks each call when it could first have passed a limit, and at least once a second; the 10-second wait of the issue is cut to 5 windows to keep the run short. The same with no limits is the baseline.",
+	"7. Limits as a user sees them":
+		"Calls as a user makes them, with no warm-up or re-warming between them: on a fresh `Scheduler.withThreads({ maxWorkers: 2 })` run, and on a fresh `Scheduler.withProcesses({ maxWorkers: 2 })` run, a series of 12 calls of a busy loop (`for (;;) {}`) under a 500 ms wall limit, and another series on another fresh run under a 500 ms CPU limit; each call is submitted 150 ms after the previous call's `EXCEPTION` event, and the figure is the time from `submit()` to that event, minus the limit. The first call of each series pays the pool's first start and is left out of the figures (the reference column gives it). The transpile row runs a job module that imports the TypeScript compiler and runs `ts.transpileModule` on the text of 30 `.ts` files of `src/`, each twice, per call: each of 5 rounds times 30 calls awaited one after another on a `Scheduler.withProcesses({ maxWorkers: 1 })` run whose task has a `PynisherPlugin({ memoryLimit: \"512mb\", memoryKind: \"rss\" })`, and 30 on another such run without a plugin, alternating between them, after a first call and 2 calls of warm-up on each; the figure is the ratio of the time per call within a round.",
 };
 
 const sections: readonly (readonly [number, string, () => Promise<Row[]>])[] = [
@@ -49,6 +54,7 @@ const sections: readonly (readonly [number, string, () => Promise<Row[]>])[] = [
 	[4, "escalation cost", () => escalationSection(plan)],
 	[5, "scale", () => scaleSection(plan)],
 	[6, "watchdog idle cost", () => idleSection(plan)],
+	[7, "limits as a user sees them", () => userLimitsSection(plan)],
 ];
 
 const loadAtStart = currentLoad();

@@ -17,7 +17,6 @@ export class ProcessCall implements CallAdapter {
 	readonly #proc: PoolProcess;
 	readonly #release: (proc: PoolProcess, limits: Limits | undefined, killed: boolean) => void;
 	#sentAt: number | undefined;
-	#cpuBase = 0;
 	/** Whether the call left work running in its process, which is then not reused. */
 	#leftWork = false;
 
@@ -36,8 +35,8 @@ export class ProcessCall implements CallAdapter {
 	}
 
 	cpuMs(): number {
-		const now = this.#sentAt === undefined ? -1 : (this.#proc.reader?.cpuNs() ?? -1);
-		return now < 0 ? -1 : (now - this.#cpuBase) / 1e6;
+		const ns = this.#sentAt === undefined ? -1 : (this.#proc.reader?.callCpuNs() ?? -1);
+		return ns < 0 ? -1 : ns / 1e6;
 	}
 
 	rssBytes(): number {
@@ -46,15 +45,16 @@ export class ProcessCall implements CallAdapter {
 
 	async run(): Promise<Ending> {
 		const { id, ref, args, limits } = this.#call;
-		this.#cpuBase = this.#proc.reader?.cpuNs() ?? 0;
+		this.#proc.reader?.beginCall();
 		this.#sentAt = performance.now();
 		const ended = await this.#proc.run({ id, ref, args });
 		if (ended.kind === "reply") {
 			const { reply } = ended;
 			this.#leftWork = reply.leftWork === true;
-			// The process reports the CPU time of its own threads; what it started (child processes)
-			// is read here, with them, from /proc: the larger reading is the call's.
-			const usage = { ...reply.stats, cpuMs: Math.max(reply.stats.cpuMs, this.cpuMs()), where: "process" as const };
+			// The call's CPU time is read here, as the checks while it ran read it (see ProcReader);
+			// the process's own figure (all its threads) serves where /proc cannot be read.
+			const cpuMs = this.cpuMs();
+			const usage = { ...reply.stats, cpuMs: cpuMs >= 0 ? cpuMs : reply.stats.cpuMs, where: "process" as const };
 			return reply.ok ? { kind: "result", value: reply.value, usage } : { kind: "exception", error: deserializeError(reply.error), usage };
 		}
 		const usage = { wallMs: performance.now() - this.#sentAt, cpuMs: -1, peakMemoryBytes: 0, where: "process" as const };

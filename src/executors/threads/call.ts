@@ -3,7 +3,7 @@ import { killAll, threadDescendants } from "../../procfs.ts";
 import { Escalation } from "../../limits/off-heap.ts";
 import type { StopReason } from "../../limits/stopper.ts";
 import type { Limits } from "../../limits/types.ts";
-import { ENDED } from "../../protocol/call-slots.ts";
+import { ENDED, STARTED } from "../../protocol/call-slots.ts";
 import type { AbortMessage } from "../../protocol/messages.ts";
 import { deserializeError, type SerializedError, serializeError } from "../../serialize.ts";
 import type { CallAdapter, Ending } from "../call.ts";
@@ -57,7 +57,7 @@ export class ThreadCall implements CallAdapter {
 	}
 
 	startedWorkers(): boolean {
-		return this.#place.slots.nestedWorker(this.#place.slot);
+		return this.#place.slots.spawned(this.#place.slot, STARTED.worker);
 	}
 
 	async run(): Promise<Ending> {
@@ -140,9 +140,9 @@ export class ThreadCall implements CallAdapter {
 		this.#cpu.close();
 		// What a limited call started from its thread and left running ends with the call (an
 		// unlimited call's, when it is stopped): its limits hold for all of it.
-		const tid = this.#call.limits === undefined ? 0 : this.#place.slots.tid(this.#place.slot);
-		if (tid > 0) {
-			killAll(threadDescendants(tid));
+		const { slots, slot } = this.#place;
+		if (this.#call.limits !== undefined && slots.spawned(slot, STARTED.process)) {
+			killAll(threadDescendants(slots.tid(slot)));
 		}
 	}
 }

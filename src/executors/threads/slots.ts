@@ -10,7 +10,7 @@ export class MainSlots extends SlotView {
 		this.ints[this.int(slot, INT.ended)] = ENDED.none;
 		this.setFloat(slot, FLOAT.peak, 0);
 		this.setFloat(slot, FLOAT.external, 0);
-		this.setFloat(slot, FLOAT.nestedWorker, 0);
+		this.setFloat(slot, FLOAT.started, 0);
 		Atomics.store(this.ints, this.int(slot, INT.state), generation);
 	}
 
@@ -46,9 +46,9 @@ export class MainSlots extends SlotView {
 		return (Atomics.load(this.ints, this.int(slot, INT.ended)) & ENDED.leftWork) !== 0;
 	}
 
-	/** Whether the slot's call started a worker thread of its own. */
-	nestedWorker(slot: number): boolean {
-		return this.float(slot, FLOAT.nestedWorker) !== 0;
+	/** Whether the slot's call started `what` (one of `STARTED`) beside itself. */
+	spawned(slot: number, what: number): boolean {
+		return (this.float(slot, FLOAT.started) & what) !== 0;
 	}
 
 	/** The Node thread id of the thread that ran the slot's call (0 before it starts). */
