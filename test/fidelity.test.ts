@@ -120,11 +120,22 @@ describe("what a call started", () => {
 		assert.ok(futures[0]?.exception instanceof MemoryLimitError, String(futures[0]?.exception ?? futures[0]?.result));
 	});
 
-	it("on processes, a child process's CPU time counts against the call's CPU limit", async () => {
-		const scheduler = make("processes", 1);
-		const task = limited(scheduler, "childSpin", { cpuTimeLimit: "300ms", wallTimeLimit: "20s" });
-		const { futures } = await runAll(scheduler, () => [task.submit(3000)]);
-		assert.ok(futures[0]?.exception instanceof CpuTimeLimitError, String(futures[0]?.exception ?? futures[0]?.result));
+	for (const kind of ["threads", "processes"] as const) {
+		it(`on ${kind}, a child process's CPU time counts against the call's CPU limit`, async () => {
+			const scheduler = make(kind, 1);
+			const task = limited(scheduler, "childSpin", { cpuTimeLimit: "300ms", wallTimeLimit: "20s" });
+			const { futures } = await runAll(scheduler, () => [task.submit(3000)]);
+			assert.ok(futures[0]?.exception instanceof CpuTimeLimitError, String(futures[0]?.exception ?? futures[0]?.result));
+			assert.equal(futures[0]?.usage?.where, "process");
+		});
+	}
+
+	it("on threads, a call with only a wall limit that starts a child stays on its thread", async () => {
+		const scheduler = make("threads", 1);
+		const task = limited(scheduler, "childSpin", { wallTimeLimit: "20s" });
+		const { futures } = await runAll(scheduler, () => [task.submit(100)]);
+		assert.equal(futures[0]?.result, "child done");
+		assert.equal(futures[0]?.usage?.where, "thread");
 	});
 });
 

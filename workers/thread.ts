@@ -1,18 +1,17 @@
 // The entry of each worker thread of a piscina pool: runs one call at a time and records what it
 // measured in the call's slot. Limits are enforced from the main thread, never from here.
-import { getHeapStatistics, setFlagsFromString } from "node:v8";
-import { createRequire, syncBuiltinESMExports } from "node:module";
-import { runInNewContext } from "node:vm";
+import { getHeapStatistics } from "node:v8";
 import { BroadcastChannel, threadId, workerData } from "node:worker_threads";
 import { currentTid } from "../src/procfs.ts";
-import { STARTED } from "../src/protocol/call-slots.ts";
 import type { AbortMessage, ThreadCallPayload, ThreadWorkerData } from "../src/protocol/messages.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
 import { ThreadClock } from "../src/worker/clocks.ts";
+import { collectGarbage } from "../src/worker/collect-garbage.ts";
 import { currentCall, RunningCalls } from "../src/worker/context.ts";
 import { type CallSite, runCall, STOPPED } from "../src/worker/run-call.ts";
 import { loadersFor } from "../src/worker/tsx-hooks.ts";
 import { SlotWriter } from "../src/worker/slot-writer.ts";
+import { watchSpawns } from "../src/worker/spawn-watch.ts";
 
 const data = workerData as ThreadWorkerData;
 const slots = new SlotWriter(data.slots);
@@ -27,7 +26,6 @@ const calls = new RunningCalls();
  */
 const COLLECT_AFTER_BYTES = 32 * 1024 * 1024;
 let collectFirst = false;
-let collect: (() => void) | undefined;
 
 /**
  * Whether this thread's heap cap was lifted: a heap-size flag set while the program runs (a task's
@@ -39,7 +37,7 @@ const capLifted = data.cap !== undefined && getHeapStatistics().heap_size_limit 
 /** The slot of each call running here, by id. */
 const slotOf = new Map<number, { readonly slot: number; readonly generation: number }>();
 
-/** Marks the running call's slot: it started `what` (one of `STARTED`) beside itself. */
+/** Marks the running call's slot: it started `what` (one of `STARTED`) beside itself (see `watchSpawns`). */
 function markSpawned(what: number): void {
 	const id = currentCall()?.id;
 	const place = id === undefined ? undefined : slotOf.get(id);
@@ -48,27 +46,9 @@ function markSpawned(what: number): void {
 	}
 }
 
-// A worker thread that a call starts is a thread of its own, whose CPU time and memory the call's
-// thread does not show: the call is marked, and a limited call moves to a process, where they
-// count. A child process is marked too: a limited call's children still running at its end end
-// with it.
-const require = createRequire(import.meta.url);
-const threads = require("node:worker_threads") as typeof import("node:worker_threads");
-const NativeWorker = threads.Worker;
-threads.Worker = class Worker extends NativeWorker {
-	constructor(...args: ConstructorParameters<typeof NativeWorker>) {
-		markSpawned(STARTED.worker);
-		super(...args);
-	}
-};
-// Every asynchronous way to start a process (spawn, exec, execFile, fork) goes through this method.
-const childPrototype = (require("node:child_process") as typeof import("node:child_process")).ChildProcess.prototype as unknown as { spawn(...args: unknown[]): unknown };
-const spawnChild = childPrototype.spawn;
-childPrototype.spawn = function spawn(this: unknown, ...args: unknown[]) {
-	markSpawned(STARTED.process);
-	return spawnChild.apply(this, args);
-};
-syncBuiltinESMExports();
+// A limited call that starts a worker thread moves to a process, where its CPU time and memory
+// count; a limited call's child processes still running at its end end with it.
+watchSpawns(markSpawned);
 
 const channel = new BroadcastChannel(data.channel);
 channel.unref();
@@ -141,20 +121,6 @@ export default async function runThreadCall(payload: ThreadCallPayload): Promise
 		await drained(process.stderr);
 	}
 	return answer;
-}
-
-/** A full garbage collection in this thread. */
-function collectGarbage(): void {
-	if (collect === undefined) {
-		// The flag exposes `gc` to contexts made while it is set: this one only.
-		setFlagsFromString("--expose-gc");
-		collect = runInNewContext("gc") as () => void;
-		setFlagsFromString("--no-expose-gc");
-	}
-	// Buffers' memory is released by a sweep that the next collection finishes: two, so that
-	// what was dropped no longer counts as external memory.
-	collect();
-	collect();
 }
 
 function drained(stream: NodeJS.WriteStream): Promise<void> {

@@ -15,9 +15,15 @@ export interface Probe {
 	rssBytes?(): number;
 	/** How far the call's memory outside the heap grew, where a heap cap limits it in a thread (`memoryKind: "auto"`). */
 	readonly offHeapBytes?: (() => number) | undefined;
-	/** Whether the call started worker threads of its own, whose use is not measured where it runs (a worker thread). */
-	readonly startedWorkers?: (() => boolean) | undefined;
+	/**
+	 * Whether the call started worker threads or processes of its own, whose CPU time and memory
+	 * are not measured where it runs (a worker thread).
+	 */
+	readonly startedUnmeasured?: (() => boolean) | undefined;
 }
+
+const UNMEASURED = (): Escalation =>
+	new Escalation("The call started a worker thread or a process of its own, whose CPU time and memory its thread does not show", "started-unmeasured");
 
 /** The shared watchers of an executor's limited calls. */
 export interface Watchers {
@@ -107,8 +113,8 @@ export class CallMonitor implements Watched {
 		if (this.#fired) {
 			return MAX_CHECK_MS;
 		}
-		if (this.#probe.startedWorkers?.() === true) {
-			this.#fire(new Escalation("The call started a worker thread of its own, whose CPU time and memory its thread does not show", "nested-worker"));
+		if (this.#unmeasured()) {
+			this.#fire(UNMEASURED());
 			return MAX_CHECK_MS;
 		}
 		const { cpuMs, memoryBytes } = this.#limits;
@@ -161,8 +167,8 @@ export class CallMonitor implements Watched {
 			this.#fire(new WallTimeLimitError(wallMs, usage.wallMs));
 		} else if (memoryBytes !== undefined && this.#probe.rssBytes !== undefined && usage.peakMemoryBytes > memoryBytes) {
 			this.#fire(new MemoryLimitError(memoryBytes, usage.peakMemoryBytes, "rss"));
-		} else if (this.#probe.startedWorkers?.() === true) {
-			this.#fire(new Escalation("The call started a worker thread of its own, whose CPU time and memory its thread does not show", "nested-worker"));
+		} else if (this.#unmeasured()) {
+			this.#fire(UNMEASURED());
 		} else if (this.#offHeap !== undefined && !this.#fired) {
 			const escalation = overBudget(this.#offHeap);
 			if (escalation !== undefined) {
@@ -170,6 +176,11 @@ export class CallMonitor implements Watched {
 			}
 		}
 		this.dispose();
+	}
+
+	/** Whether the call started threads or processes whose use counts against its CPU or memory limit but is not measured. */
+	#unmeasured(): boolean {
+		return (this.#limits.cpuMs !== undefined || this.#limits.memoryBytes !== undefined) && this.#probe.startedUnmeasured?.() === true;
 	}
 
 	#fire(reason: Error | Escalation): void {

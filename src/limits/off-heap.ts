@@ -5,11 +5,12 @@ const MiB = 1024 * 1024;
 /**
  * Why a limited thread call moves to a process, where it runs again and everything it uses is
  * measured: its memory outside the heap passed its limit (`memoryKind: "auto"`), its thread's
- * heap cap was lifted, or it started worker threads of its own. Not an error: the call goes on.
+ * heap cap was lifted, or it started worker threads or processes whose use its thread does not
+ * show. Not an error: the call goes on.
  */
 export class Escalation {
 	readonly why: string;
-	readonly cause: "off-heap" | "heap-cap-lifted" | "nested-worker";
+	readonly cause: "off-heap" | "heap-cap-lifted" | "started-unmeasured";
 
 	constructor(why: string, cause: Escalation["cause"] = "off-heap") {
 		this.why = why;

@@ -32,8 +32,8 @@ export class Placer {
 	readonly #executor: "sequential" | "threads" | "processes";
 	/** Functions whose `"auto"` calls moved to a process once and go there from now on. */
 	readonly #escalated = new Set<string>();
-	/** Functions whose calls started worker threads of their own: their limited calls run in processes. */
-	readonly #startWorkers = new Set<string>();
+	/** Functions whose calls started threads or processes of their own: their CPU- or memory-limited calls run in processes. */
+	readonly #unmeasured = new Set<string>();
 	/** Read once: the process's flags do not change while it runs. */
 	readonly #heapFlag = processHeapFlag();
 	#warnedHeapFlag = false;
@@ -53,7 +53,7 @@ export class Placer {
 			// A limited call never runs in the main thread.
 			return { placement: "process", limits };
 		}
-		if (this.#startWorkers.has(key) || (limits.memoryKind === "auto" && limits.escalate && this.#escalated.has(key))) {
+		if ((this.#unmeasured.has(key) && (limits.cpuMs !== undefined || limits.memoryBytes !== undefined)) || (limits.memoryKind === "auto" && limits.escalate && this.#escalated.has(key))) {
 			return { placement: "process", limits: { ...limits, memoryKind: "rss" } };
 		}
 		if (capsHeap(limits) && (this.#heapFlag !== undefined || this.#capsLifted)) {
@@ -68,16 +68,16 @@ export class Placer {
 
 	/**
 	 * A call of `key` must move from its thread to a process: its memory outside the heap passed
-	 * its limit, or it started worker threads of its own (it and later calls of `key` run in a
-	 * process), or its thread's heap cap was lifted by a heap-size flag set while the program runs
+	 * its limit, or it started threads or processes of its own (it and later calls of `key` with
+	 * such limits run in a process), or its thread's heap cap was lifted by a heap-size flag set while the program runs
 	 * (every heap-capped call runs in a process from then on). Returns the limits it runs with there.
 	 */
 	escalate(key: string, limits: Limits, escalation: Escalation): Limits {
 		if (escalation.cause === "heap-cap-lifted") {
 			this.#capsLifted = true;
 			this.#warnHeapFlag("A heap-size flag set while the program runs (v8.setFlagsFromString)");
-		} else if (escalation.cause === "nested-worker") {
-			this.#startWorkers.add(key);
+		} else if (escalation.cause === "started-unmeasured") {
+			this.#unmeasured.add(key);
 		} else {
 			this.#escalated.add(key);
 		}

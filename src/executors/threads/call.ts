@@ -56,8 +56,8 @@ export class ThreadCall implements CallAdapter {
 		return this.#cpu.read();
 	}
 
-	startedWorkers(): boolean {
-		return this.#place.slots.spawned(this.#place.slot, STARTED.worker);
+	startedUnmeasured(): boolean {
+		return this.#place.slots.spawned(this.#place.slot, STARTED.worker | STARTED.process);
 	}
 
 	async run(): Promise<Ending> {

@@ -1,0 +1,29 @@
+import { createRequire, syncBuiltinESMExports } from "node:module";
+import { STARTED } from "../protocol/call-slots.ts";
+
+/**
+ * Calls `mark` whenever code in this thread starts a worker thread (`STARTED.worker`) or a child
+ * process (`STARTED.process`), before it starts. A worker thread that a call starts is a thread of
+ * its own, whose CPU time and memory the call's thread does not show; a child process may outlive
+ * the call. Every way to start them (`new Worker`, `spawn`, `exec`, `execFile`, `fork`) goes
+ * through what this wraps, for ES modules as well as CommonJS.
+ */
+export function watchSpawns(mark: (what: number) => void): void {
+	const require = createRequire(import.meta.url);
+	const threads = require("node:worker_threads") as typeof import("node:worker_threads");
+	const NativeWorker = threads.Worker;
+	threads.Worker = class Worker extends NativeWorker {
+		constructor(...args: ConstructorParameters<typeof NativeWorker>) {
+			mark(STARTED.worker);
+			super(...args);
+		}
+	};
+	const { ChildProcess } = require("node:child_process") as typeof import("node:child_process");
+	const prototype = ChildProcess.prototype as unknown as { spawn(...args: unknown[]): unknown };
+	const spawn = prototype.spawn;
+	prototype.spawn = function (this: unknown, ...args: unknown[]) {
+		mark(STARTED.process);
+		return spawn.apply(this, args);
+	};
+	syncBuiltinESMExports();
+}
