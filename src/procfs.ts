@@ -52,32 +52,37 @@ export function openOwnSchedstat(): number {
 /** Nanoseconds per clock tick of `/proc/<pid>/stat` (USER_HZ is 100 on Linux). */
 const TICK_NS = 10_000_000;
 
+/** How long one reading of a process's tree serves (a check reads CPU time and memory in turn). */
+const TREE_REUSE_MS = 1;
+
 /**
- * Reads what a process and everything it started use: the CPU time that a call in it spends,
- * and the resident memory of the process and its descendants.
+ * Reads what a call in a process uses, from outside the process: the CPU time of the process's
+ * main thread, of the threads the call starts and of the processes it starts, and the resident
+ * memory of the process and its descendants. Descriptors stay open from reading to reading, so
+ * a reading is a few `pread`s and one listing of the process's threads.
  */
 export class ProcReader {
 	readonly pid: number;
 	#stat: number;
 	#statm: number;
-	/** The `schedstat` of each thread counted for the call, by thread id. */
-	readonly #threads = new Map<number, number>();
-	/** The threads that were there before the call (V8's helpers, the parent watcher): not the call's. */
-	#background = new Set<number>();
-	/** Each counted thread's last reading, and what threads that ended had used. */
+	/** Each thread of the process, by thread id: its `schedstat` and `children` files, kept open. */
+	readonly #tasks = new Map<number, { readonly schedstat: number; readonly children: number }>();
+	/** Whether the call started threads or processes (then they, and the tree, are read too). */
+	#spawned = false;
+	/** The threads that were there before the call started its own (V8's helpers, the parent watcher). */
+	readonly #background = new Set<number>();
+	/** Each counted thread's last reading; what counted threads that ended had used. */
 	readonly #last = new Map<number, number>();
 	#ended = 0;
 	#mainBase = 0;
-	#groupBase = 0;
-	/** Each background thread's counter when the call began, and what it has used since, as last read. */
-	#backgroundBase = new Map<number, number>();
-	readonly #backgroundUsed = new Map<number, number>();
-	/** Set once a background thread ended: the whole process's time then holds some of its time that was never read. */
-	#backgroundEnded = false;
+	#reapedBase = 0;
 	/** The call's CPU time as last read: a reading never goes back. */
 	#total = 0;
-	#reapedBase = 0;
-	/** What the processes already there when the call began had used then. */
+	#tree: number[] = [];
+	#treeAt = Number.NEGATIVE_INFINITY;
+	#tids: number[] = [];
+	#tidsAt = Number.NEGATIVE_INFINITY;
+	/** What the processes already there when the call started its own had used then (none, in a pool process). */
 	#descendantBase = new Map<number, number>();
 
 	constructor(pid: number) {
@@ -88,120 +93,152 @@ export class ProcReader {
 
 	/** Starts counting a call's CPU time from now (see `callCpuNs`). */
 	beginCall(): void {
-		const group = readStatCpu(this.#stat);
-		this.#groupBase = group.own;
-		this.#reapedBase = group.children;
-		this.#background = new Set(this.#tids().filter((tid) => tid !== this.pid));
-		for (const [tid, fd] of this.#threads) {
-			if (tid !== this.pid) {
-				closeQuietly(fd);
-				this.#threads.delete(tid);
-			}
-		}
+		this.#spawned = false;
+		this.#background.clear();
 		this.#last.clear();
 		this.#ended = 0;
-		this.#mainBase = Math.max(0, this.#threadNs(this.pid));
-		this.#backgroundBase = new Map([...this.#background].map((tid) => [tid, Math.max(0, this.#threadNs(tid))]));
-		this.#backgroundUsed.clear();
-		this.#backgroundEnded = false;
 		this.#total = 0;
-		this.#descendantBase = new Map(descendants(this.pid).map((pid) => [pid, processCpuNs(pid)]));
+		this.#mainBase = Math.max(0, this.#threadNs(this.pid));
+		this.#reapedBase = readStatCpu(this.#stat).children;
+		this.#descendantBase.clear();
+	}
+
+	/**
+	 * The call started a thread or a process; `before` are the process's threads just before it
+	 * did. From now on the threads not in `before`, and the processes it started, count too.
+	 */
+	spawned(before: readonly number[]): void {
+		if (!this.#spawned) {
+			this.#spawned = true;
+			for (const tid of before) {
+				if (tid !== this.pid) {
+					this.#background.add(tid);
+				}
+			}
+			this.#treeAt = Number.NEGATIVE_INFINITY;
+			this.#descendantBase = new Map(this.descendants().map((pid) => [pid, processCpuNs(pid)]));
+		}
 	}
 
 	/**
 	 * The CPU time in nanoseconds a call has spent since `beginCall()`: that of the process's main
-	 * thread, of the threads started since (nested workers, those that ended included), and of the
-	 * processes it started (alive, or ended and waited for). V8's helper threads, there before the
-	 * call, are not counted. -1 when the process cannot be read.
+	 * thread, of the children it waited for, and, once it started threads or processes (see
+	 * `spawned`), of those threads (those that ended count with what they had used when last read)
+	 * and of its live descendant processes. V8's helper threads, there before the call, are not
+	 * counted. -1 when the process cannot be read.
 	 */
 	callCpuNs(): number {
 		const main = this.#threadNs(this.pid);
-		const group = readStatCpu(this.#stat);
-		if (main < 0 || group.own < 0) {
+		if (main < 0) {
 			return -1;
 		}
-		// Exact: the main thread and the threads started since, from their own counters.
-		let exact = main - this.#mainBase + this.#ended;
-		const alive = new Set(this.#tids());
-		for (const tid of alive) {
-			if (tid === this.pid) {
-				continue;
+		let total = main - this.#mainBase + Math.max(0, readStatCpu(this.#stat).children - this.#reapedBase);
+		if (this.#spawned) {
+			const alive = this.#refresh();
+			for (const tid of alive) {
+				if (tid !== this.pid && !this.#background.has(tid)) {
+					const ns = Math.max(0, this.#threadNs(tid));
+					this.#last.set(tid, ns);
+					total += ns;
+				}
 			}
-			const ns = Math.max(0, this.#threadNs(tid));
-			if (this.#background.has(tid)) {
-				this.#backgroundUsed.set(tid, ns - (this.#backgroundBase.get(tid) ?? ns));
-			} else {
-				this.#last.set(tid, ns);
-				exact += ns;
+			for (const [tid, ns] of this.#last) {
+				if (!alive.includes(tid)) {
+					this.#ended += ns;
+					this.#last.delete(tid);
+				}
 			}
-		}
-		for (const [tid, ns] of this.#last) {
-			if (!alive.has(tid)) {
-				this.#ended += ns;
-				exact += ns;
-				this.#last.delete(tid);
-				closeQuietly(this.#threads.get(tid) ?? -1);
-				this.#threads.delete(tid);
+			total += this.#ended;
+			for (const pid of this.descendants()) {
+				total += Math.max(0, processCpuNs(pid) - (this.#descendantBase.get(pid) ?? 0));
 			}
-		}
-		// A background thread that ended counts with what it had used when last read.
-		let background = 0;
-		for (const [tid, used] of this.#backgroundUsed) {
-			background += used;
-			if (!alive.has(tid)) {
-				this.#backgroundEnded = true;
-			}
-		}
-		// A thread that started and ended between two readings is seen only in the whole process's
-		// time (in clock ticks, which includes ended threads): less the threads there before, it
-		// counts when it is more than a tick above the exact sum.
-		const whole = group.own - this.#groupBase - background;
-		let total = whole > exact + TICK_NS && !this.#backgroundEnded ? whole : exact;
-		total += Math.max(0, group.children - this.#reapedBase);
-		for (const pid of descendants(this.pid)) {
-			total += Math.max(0, processCpuNs(pid) - (this.#descendantBase.get(pid) ?? 0));
 		}
 		this.#total = Math.max(this.#total, total);
 		return this.#total;
 	}
 
-	#tids(): number[] {
-		try {
-			return readdirSync(`/proc/${this.pid}/task`).map(Number);
-		} catch {
-			return [];
-		}
-	}
-
-	/** A thread's own CPU counter, in ns (-1 when it cannot be read). */
-	#threadNs(tid: number): number {
-		// Counters of threads the reader keeps open: the main thread, the background ones and those counted.
-		let fd = this.#threads.get(tid);
-		if (fd === undefined) {
-			fd = tryOpen(`/proc/${this.pid}/task/${tid}/schedstat`);
-			this.#threads.set(tid, fd);
-		}
-		return fd < 0 ? -1 : readSchedstat(fd);
-	}
-
-	/** Resident memory of the process and of every process it started, in bytes. */
+	/** Resident memory of the process and, once the call started processes, of its descendants, in bytes. */
 	rssBytes(): number {
 		const own = readStatm(this.#statm);
 		if (own < 0) {
 			return -1;
 		}
 		let total = own;
-		for (const pid of descendants(this.pid)) {
-			total += Math.max(0, statmOf(pid));
+		if (this.#spawned) {
+			for (const pid of this.descendants()) {
+				total += Math.max(0, statmOf(pid));
+			}
 		}
 		return total;
 	}
 
+	/** Whether the current call started threads or processes. */
+	get spawnedAny(): boolean {
+		return this.#spawned;
+	}
+
+	/** The processes the process started, and theirs, to any depth (one reading serves for a moment). */
+	descendants(): number[] {
+		if (performance.now() - this.#treeAt > TREE_REUSE_MS) {
+			this.#refresh();
+			const children: number[] = [];
+			for (const { children: fd } of this.#tasks.values()) {
+				children.push(...readPids(fd));
+			}
+			this.#tree = children.length === 0 ? children : [...children, ...children.flatMap((pid) => descendants(pid))];
+			this.#treeAt = performance.now();
+		}
+		return this.#tree;
+	}
+
+	/**
+	 * Lists the process's threads, opening the files of new ones and closing those of threads gone
+	 * (one listing serves for a moment).
+	 */
+	#refresh(): number[] {
+		if (performance.now() - this.#tidsAt <= TREE_REUSE_MS) {
+			return this.#tids;
+		}
+		let tids: number[];
+		try {
+			tids = readdirSync(`/proc/${this.pid}/task`).map(Number);
+		} catch {
+			return [];
+		}
+		this.#tids = tids;
+		this.#tidsAt = performance.now();
+		for (const tid of tids) {
+			if (!this.#tasks.has(tid)) {
+				this.#tasks.set(tid, { schedstat: tryOpen(`/proc/${this.pid}/task/${tid}/schedstat`), children: tryOpen(`/proc/${this.pid}/task/${tid}/children`) });
+			}
+		}
+		if (this.#tasks.size > tids.length) {
+			for (const [tid, files] of this.#tasks) {
+				if (!tids.includes(tid)) {
+					closeQuietly(files.schedstat);
+					closeQuietly(files.children);
+					this.#tasks.delete(tid);
+				}
+			}
+		}
+		return tids;
+	}
+
+	/** A thread's own CPU counter, in ns (-1 when it cannot be read). */
+	#threadNs(tid: number): number {
+		let files = this.#tasks.get(tid);
+		if (files === undefined) {
+			this.#refresh();
+			files = this.#tasks.get(tid);
+		}
+		return files === undefined || files.schedstat < 0 ? -1 : readSchedstat(files.schedstat);
+	}
+
 	close(): void {
-		for (const fd of [this.#stat, this.#statm, ...this.#threads.values()]) {
+		for (const fd of [this.#stat, this.#statm, ...[...this.#tasks.values()].flatMap((files) => [files.schedstat, files.children])]) {
 			closeQuietly(fd);
 		}
-		this.#threads.clear();
+		this.#tasks.clear();
 		this.#stat = -1;
 		this.#statm = -1;
 	}
@@ -312,6 +349,25 @@ function readStatm(fd: number): number {
 		return Number(fields[1]) * PAGE_SIZE;
 	} catch {
 		return -1;
+	}
+}
+
+const pidScratch = Buffer.alloc(4096);
+
+/** The pids in an open `children` file; none when it cannot be read. */
+function readPids(fd: number): number[] {
+	if (fd < 0) {
+		return [];
+	}
+	try {
+		const length = readSync(fd, pidScratch, 0, pidScratch.length, 0);
+		if (length === 0) {
+			return [];
+		}
+		// More children than the buffer holds: read the whole file.
+		return parsePids(length === pidScratch.length ? readFileSync(`/proc/self/fd/${fd}`, "latin1") : pidScratch.toString("latin1", 0, length));
+	} catch {
+		return [];
 	}
 }
 

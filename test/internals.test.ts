@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { readdirSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -291,6 +292,9 @@ describe("shared call slots and thread clocks", () => {
 describe("reading a process tree from /proc", () => {
 	it("counts the resident memory of the children a process started, and sees them come and go", async () => {
 		const reader = new ProcReader(process.pid);
+		// As for a call that started a process: its descendants count from then on.
+		reader.beginCall();
+		reader.spawned(readdirSync("/proc/self/task").map(Number));
 		const alone = reader.rssBytes();
 		assert.ok(alone > 0);
 		// A child that holds 150 MB, touched page by page, until it is killed.
@@ -321,9 +325,14 @@ describe("reading a process tree from /proc", () => {
 		assert.ok(reader.callCpuNs() >= 0 && reader.callCpuNs() < 50e6, "nothing is counted yet");
 		// A thread started during the call, spinning 300 ms, then ending: counted after it ended too.
 		const ownCpu = `require("worker_threads").parentPort.postMessage(Number(require("fs").readFileSync("/proc/thread-self/schedstat", "utf8").split(" ")[0]) / 1e6)`;
+		// As a pool process reports it, just before the call starts a thread of its own.
+		reader.spawned(readdirSync("/proc/self/task").map(Number));
 		const nested = new Worker(`${spin(300)}; ${ownCpu}`, { eval: true });
+		// Read closely while it runs, as the watchdog reads a call that started a thread.
+		const reading = setInterval(() => reader.callCpuNs(), 10);
 		const nestedMs = await new Promise<number>((resolve) => nested.once("message", resolve));
 		await new Promise((resolve) => nested.once("exit", resolve));
+		clearInterval(reading);
 		const afterThread = reader.callCpuNs() / 1e6;
 		assert.ok(afterThread >= nestedMs * 0.9 - 10, `a nested thread's ${nestedMs} ms of CPU counted as ${afterThread} ms`);
 		// A child process spinning 300 ms, waited for.

@@ -1,11 +1,13 @@
 // The entry of each forked process of a byop process pool: one call at a time, sent over IPC.
 // Limits are enforced by the parent, which kills this process's whole group.
+import { readdirSync } from "node:fs";
 import { Worker } from "node:worker_threads";
 import type { CallPayload, ChildMessage, ParentMessage } from "../src/protocol/messages.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
 import { ProcessClock } from "../src/worker/clocks.ts";
 import { RunningCalls } from "../src/worker/context.ts";
 import { type CallSite, runCall } from "../src/worker/run-call.ts";
+import { watchSpawns } from "../src/worker/spawn-watch.ts";
 
 // The parent names itself: if it died while this process was starting, process.ppid is already
 // another process (init), and comparing against it would never notice.
@@ -29,6 +31,25 @@ const watcher = new Worker(
 watcher.unref();
 
 const calls = new RunningCalls();
+
+// A thread or process that a call starts is read closely by the parent from then on, so that one
+// that starts and ends between two of its readings is still seen.
+let spawnedInCall = false;
+watchSpawns(() => {
+	if (calls.size > 0 && !spawnedInCall) {
+		spawnedInCall = true;
+		send({ type: "spawned", before: threadIds() });
+	}
+});
+
+/** The ids of this process's threads. */
+function threadIds(): number[] {
+	try {
+		return readdirSync("/proc/self/task").map(Number);
+	} catch {
+		return [];
+	}
+}
 
 // A TypeScript loader (tsx) the parent runs under: registered when a call first needs it.
 const loaders = (process.env["BYOP_LOADERS"] ?? "").split("\n").filter((loader) => loader !== "");
@@ -100,6 +121,7 @@ process.on("message", (message: ParentMessage) => {
 
 async function runProcessCall(payload: CallPayload): Promise<void> {
 	loadedRss = undefined;
+	spawnedInCall = false;
 	const ran = await runCall(payload, site, calls).catch((error: unknown) => ({
 		result: { ok: false as const, error },
 		wallMs: 0,

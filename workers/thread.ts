@@ -34,17 +34,48 @@ let collectFirst = false;
  */
 const capLifted = data.cap !== undefined && getHeapStatistics().heap_size_limit > (2 * (data.cap.old + 3 * data.cap.young) + 16) * 1024 * 1024;
 
-/** The slot of each call running here, by id. */
-const slotOf = new Map<number, { readonly slot: number; readonly generation: number }>();
+/** The call running in this thread (a thread runs one call at a time), and its slot. */
+const running = { id: 0, slot: 0, generation: 0 };
 
 /** Marks the running call's slot: it started `what` (one of `STARTED`) beside itself (see `watchSpawns`). */
 function markSpawned(what: number): void {
-	const id = currentCall()?.id;
-	const place = id === undefined ? undefined : slotOf.get(id);
-	if (place !== undefined) {
-		slots.markSpawned(place.slot, place.generation, what);
+	// What a finished call left running has that call's context, not the running one's.
+	if (running.id !== 0 && currentCall()?.id === running.id) {
+		slots.markSpawned(running.slot, running.generation, what);
 	}
 }
+
+/** How a call runs in this thread: under its slot's load word and start, as `running` says. */
+const site: CallSite = {
+	loaders: data.loaders,
+	clock,
+	// Loads happen under the slot's load word, so that a stop waits for a load to end.
+	underLoad: async (load) => {
+		const { slot, generation } = running;
+		if (!slots.beginLoad(slot, generation)) {
+			return STOPPED;
+		}
+		const failure = await load().then(
+			() => undefined,
+			(error: unknown) => ({ ok: false as const, error }),
+		);
+		return slots.endLoad(slot, generation) ? failure : STOPPED;
+	},
+	prepare: () => {
+		if (collectFirst) {
+			collectFirst = false;
+			collectGarbage();
+		}
+	},
+	begin: (startCpu) => {
+		if (capLifted) {
+			slots.refuse(running.slot, running.generation);
+			return false;
+		}
+		return slots.markStarted(running.slot, running.generation, tid, startCpu, threadId);
+	},
+	report: (peak, external) => slots.setMemory(running.slot, running.generation, peak, external),
+};
 
 // A limited call that starts a worker thread moves to a process, where its CPU time and memory
 // count; a limited call's child processes still running at its end end with it.
@@ -69,41 +100,14 @@ export default async function runThreadCall(payload: ThreadCallPayload): Promise
 		await loadersFor(payload.ref.module, data.loaders);
 		return undefined;
 	}
-	const site: CallSite = {
-		loaders: data.loaders,
-		clock,
-		// Loads happen under the slot's load word, so that a stop waits for a load to end.
-		underLoad: async (load) => {
-			if (!slots.beginLoad(slot, generation)) {
-				return STOPPED;
-			}
-			const failure = await load().then(
-				() => undefined,
-				(error: unknown) => ({ ok: false as const, error }),
-			);
-			return slots.endLoad(slot, generation) ? failure : STOPPED;
-		},
-		prepare: () => {
-			if (collectFirst) {
-				collectFirst = false;
-				collectGarbage();
-			}
-		},
-		begin: (startCpu) => {
-			if (capLifted) {
-				slots.refuse(slot, generation);
-				return false;
-			}
-			return slots.markStarted(slot, generation, tid, startCpu, threadId);
-		},
-		report: (peak, external) => slots.setMemory(slot, generation, peak, external),
-	};
-	slotOf.set(payload.id, { slot, generation });
+	running.id = payload.id;
+	running.slot = slot;
+	running.generation = generation;
 	let ran: Awaited<ReturnType<typeof runCall>>;
 	try {
 		ran = await runCall(payload, site, calls);
 	} finally {
-		slotOf.delete(payload.id);
+		running.id = 0;
 	}
 	if (ran === undefined) {
 		return undefined;

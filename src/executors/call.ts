@@ -26,6 +26,8 @@ export interface CallAdapter extends Probe {
 	kill(reason: StopReason): void;
 	/** The call is over; `killed` when its thread or process was told to die, which is then never reused. */
 	release(killed: boolean): void;
+	/** Takes what it calls when the call starts something whose use must be read closely from then on. */
+	watchClosely?(soon: () => void): void;
 }
 
 /**
@@ -52,6 +54,9 @@ export async function runCall(execution: Execution, adapter: CallAdapter, watche
 		},
 	);
 	const monitor = limits === undefined ? undefined : new CallMonitor(limits, adapter, watchers, (reason, immediately) => stopper.stop(reason, immediately));
+	if (monitor !== undefined) {
+		adapter.watchClosely?.(() => monitor.closely());
+	}
 	// A call that has not started where it runs is ended without a grace period.
 	cancellation.listen((reason) => stopper.stop(reason, adapter.startedAt() === undefined));
 	let ending: Ending | undefined;

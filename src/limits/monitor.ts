@@ -49,6 +49,8 @@ export class CallMonitor implements Watched {
 	#fired = false;
 	#watching = false;
 	#finishing = false;
+	/** Set once the call started something (a thread) that may end between two sparse readings. */
+	#closely = false;
 
 	constructor(limits: Limits, probe: Probe, watchers: Watchers, onStop: (reason: StopReason, immediately: boolean) => void) {
 		this.#limits = limits;
@@ -70,6 +72,16 @@ export class CallMonitor implements Watched {
 	/** The highest resident memory read, in bytes (0 when not read). */
 	get peakRss(): number {
 		return this.#peakRss;
+	}
+
+	/** Reads the call every `intervalMs` from now on: it started something that may end between two sparse readings. */
+	closely(): void {
+		if (!this.#closely) {
+			this.#closely = true;
+			if (this.#watching) {
+				this.#watchers.watchdog.add(this, this.intervalMs);
+			}
+		}
 	}
 
 	/** Starts watching. Wall time counts from the call's start where it runs. */
@@ -118,7 +130,7 @@ export class CallMonitor implements Watched {
 			return MAX_CHECK_MS;
 		}
 		const { cpuMs, memoryBytes } = this.#limits;
-		let wait = MAX_CHECK_MS;
+		let wait = this.#closely ? this.intervalMs : MAX_CHECK_MS;
 		const cpu = this.#probe.cpuMs();
 		if (cpu >= 0) {
 			this.#cpuMs = cpu;

@@ -66,5 +66,10 @@ export type ChildMessage =
 	| { readonly type: "ready"; readonly pid: number }
 	| { readonly type: "reply"; readonly reply: CallReply }
 	| { readonly type: "fatal"; readonly error: SerializedError }
+	/**
+	 * The running call is about to start a worker thread or a process: its use is read closely
+	 * from now on. `before` are the process's threads (ids) just before.
+	 */
+	| { readonly type: "spawned"; readonly before: readonly number[] }
 	/** An error outside any call while the process was idle: it should not take another call. */
 	| { readonly type: "retire"; readonly error: SerializedError };

@@ -5,8 +5,8 @@ import { STARTED } from "../protocol/call-slots.ts";
  * Calls `mark` whenever code in this thread starts a worker thread (`STARTED.worker`) or a child
  * process (`STARTED.process`), before it starts. A worker thread that a call starts is a thread of
  * its own, whose CPU time and memory the call's thread does not show; a child process may outlive
- * the call. Every way to start them (`new Worker`, `spawn`, `exec`, `execFile`, `fork`) goes
- * through what this wraps, for ES modules as well as CommonJS.
+ * the call. Every way to start them (`new Worker`, `spawn`, `exec`, `execFile`, `fork` and the
+ * synchronous ones) goes through what this wraps, for ES modules as well as CommonJS.
  */
 export function watchSpawns(mark: (what: number) => void): void {
 	const require = createRequire(import.meta.url);
@@ -18,12 +18,20 @@ export function watchSpawns(mark: (what: number) => void): void {
 			super(...args);
 		}
 	};
-	const { ChildProcess } = require("node:child_process") as typeof import("node:child_process");
-	const prototype = ChildProcess.prototype as unknown as { spawn(...args: unknown[]): unknown };
+	const childProcess = require("node:child_process") as typeof import("node:child_process") & Record<string, unknown>;
+	const prototype = childProcess.ChildProcess.prototype as unknown as { spawn(...args: unknown[]): unknown };
 	const spawn = prototype.spawn;
 	prototype.spawn = function (this: unknown, ...args: unknown[]) {
 		mark(STARTED.process);
 		return spawn.apply(this, args);
 	};
+	// The synchronous ones block the thread while their process runs, and call each other internally.
+	for (const name of ["spawnSync", "execSync", "execFileSync"]) {
+		const run = childProcess[name] as (...args: unknown[]) => unknown;
+		childProcess[name] = function (this: unknown, ...args: unknown[]) {
+			mark(STARTED.process);
+			return run.apply(this, args);
+		};
+	}
 	syncBuiltinESMExports();
 }

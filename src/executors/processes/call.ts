@@ -26,6 +26,10 @@ export class ProcessCall implements CallAdapter {
 		this.#release = release;
 	}
 
+	watchClosely(soon: () => void): void {
+		this.#proc.onSpawned = () => soon();
+	}
+
 	ready(): Promise<void> {
 		return this.#proc.ready;
 	}
@@ -74,6 +78,7 @@ export class ProcessCall implements CallAdapter {
 	}
 
 	release(killed: boolean): void {
+		this.#proc.onSpawned = undefined;
 		// What the call started and left running ends with the call.
 		this.#proc.killDescendants();
 		this.#release(this.#proc, this.#call.limits, killed || this.#leftWork);

@@ -45,6 +45,8 @@ export class PoolProcess {
 	#retiring = false;
 	/** Called when the process asks to be retired. */
 	onRetire: (() => void) | undefined;
+	/** Called when the running call started a worker thread or a process, with the process's threads just before. */
+	onSpawned: ((before: readonly number[]) => void) | undefined;
 	#waiting: ((ended: Ended) => void) | undefined;
 	#exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
@@ -88,6 +90,9 @@ export class PoolProcess {
 						this.#baseRss = Math.max(this.#baseRss, message.reply.loadedRss);
 					}
 					this.#settle({ kind: "reply", reply: message.reply });
+				} else if (message.type === "spawned") {
+					this.#reader?.spawned(Array.isArray(message.before) ? message.before.filter(Number.isInteger) : []);
+					this.onSpawned?.(message.before);
 				} else if (message.type === "retire") {
 					this.#retiring = true;
 					this.onRetire?.();
@@ -206,8 +211,8 @@ export class PoolProcess {
 
 	/** Kills what the process started and left running (its descendants), leaving the process itself. */
 	killDescendants(): void {
-		if (this.#alive && this.child.pid !== undefined) {
-			killAll(descendants(this.child.pid));
+		if (this.#alive && this.#reader?.spawnedAny === true) {
+			killAll(this.#reader.descendants());
 		}
 	}
 
