@@ -177,6 +177,11 @@ export class ProcReader {
 		return this.#spawned;
 	}
 
+	/** Whether threads the current call started were still running at the last reading. */
+	get callThreadsAlive(): boolean {
+		return this.#last.size > 0;
+	}
+
 	/** The processes the process started, and theirs, to any depth (one reading serves for a moment). */
 	descendants(): number[] {
 		if (performance.now() - this.#treeAt > TREE_REUSE_MS) {

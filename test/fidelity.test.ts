@@ -158,6 +158,16 @@ describe("what a call leaves behind", () => {
 			assert.ok((second?.usage?.cpuMs ?? 1000) < 100, `the next call was charged ${second?.usage?.cpuMs} ms of CPU`);
 		});
 
+		it(`on ${kind}, a worker thread left spinning by a call is stopped with the worker that ran the call`, async () => {
+			const scheduler = make(kind, 1);
+			const leave = scheduler.task(fidelity("leaveWorker"));
+			const where = scheduler.task(fidelity("whoAmI"));
+			const { futures } = await runAll(scheduler, () => [leave.submit(), where.submit()]);
+			const [left, next] = futures.map((future) => future.result ?? String(future.exception));
+			assert.match(String(left), /^\d+:\d+$/);
+			assert.notEqual(next, left, "the next call ran elsewhere: the thread or process that ran the first was ended");
+		});
+
 		it(`on ${kind}, a call queued right behind one that leaves work running gets a fresh worker`, async () => {
 			const scheduler = make(kind, 1);
 			const leave = scheduler.task(fidelity("leaveSpin"));

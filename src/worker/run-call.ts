@@ -6,6 +6,7 @@ import type { RunningCalls } from "./context.ts";
 import { HeapSampler } from "./heap-sampler.ts";
 import { type Invocation, invoke } from "./invoke.ts";
 import { loadedFunction, loadFunction } from "./job-module.ts";
+import { workersAlive } from "./spawn-watch.ts";
 import { loadersFor } from "./tsx-hooks.ts";
 
 /** A load that failed: the call ends with its error. */
@@ -89,11 +90,13 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
 		}
 		// Counted once the job's module has loaded: what its module keeps running is not the call's.
 		const resources = activeWork();
+		const workers = workersAlive();
 		const result = failedLoad ?? (await invoke(payload.ref, payload.args, context, sampler));
 		const wallMs = performance.now() - started;
 		const cpuMs = site.clock.spent(startCpu, wallMs);
 		const peakMemoryBytes = sampler.stop();
-		const leftWork = activeWork() > resources;
+		// A worker thread it started and left running is work left behind too.
+		const leftWork = activeWork() > resources || workersAlive() > workers;
 		return { result, wallMs, cpuMs, peakMemoryBytes, externalGrowth: sampler.externalGrowth, leftWork };
 	} finally {
 		calls.delete(payload.id);

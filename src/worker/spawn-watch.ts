@@ -8,6 +8,14 @@ import { STARTED } from "../protocol/call-slots.ts";
  * the call. Every way to start them (`new Worker`, `spawn`, `exec`, `execFile`, `fork` and the
  * synchronous ones) goes through what this wraps, for ES modules as well as CommonJS.
  */
+/** The worker threads started here that are still running. */
+const alive = new Set<object>();
+
+/** How many worker threads started in this thread (since `watchSpawns`) are still running. */
+export function workersAlive(): number {
+	return alive.size;
+}
+
 export function watchSpawns(mark: (what: number) => void): void {
 	const require = createRequire(import.meta.url);
 	const threads = require("node:worker_threads") as typeof import("node:worker_threads");
@@ -16,6 +24,8 @@ export function watchSpawns(mark: (what: number) => void): void {
 		constructor(...args: ConstructorParameters<typeof NativeWorker>) {
 			mark(STARTED.worker);
 			super(...args);
+			alive.add(this);
+			this.once("exit", () => alive.delete(this));
 		}
 	};
 	const childProcess = require("node:child_process") as typeof import("node:child_process") & Record<string, unknown>;

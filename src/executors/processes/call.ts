@@ -79,6 +79,10 @@ export class ProcessCall implements CallAdapter {
 
 	release(killed: boolean): void {
 		this.#proc.onSpawned = undefined;
+		// A worker thread the call started and left running is work left behind too.
+		if (this.#proc.reader?.callThreadsAlive === true) {
+			this.#leftWork = true;
+		}
 		// What the call started and left running ends with the call.
 		this.#proc.killDescendants();
 		this.#release(this.#proc, this.#call.limits, killed || this.#leftWork);
