@@ -11,7 +11,7 @@ import { MainSlots } from "../src/executors/threads/slots.ts";
 import { heapCapMb } from "../src/executors/threads/pools.ts";
 import { mergeLimits } from "../src/limits/options.ts";
 import { Watchdog } from "../src/limits/watchdog.ts";
-import { ProcReader } from "../src/procfs.ts";
+import { ProcReader } from "../src/executors/processes/proc-reader.ts";
 import { createSlots, ENDED } from "../src/protocol/call-slots.ts";
 import { MemoryLimitError } from "../src/pynisher/index.ts";
 import { viewOf } from "../src/test-hooks.ts";

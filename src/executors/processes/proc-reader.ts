@@ -1,0 +1,199 @@
+import { readdirSync } from "node:fs";
+import { closeQuietly, descendants, processCpuNs, readPids, readSchedstat, readStatCpu, readStatm, statmOf, tryOpen } from "../../procfs.ts";
+
+/** How long one reading of a process's tree serves (a check reads CPU time and memory in turn). */
+const TREE_REUSE_MS = 1;
+
+/**
+ * Reads what a call in a process uses, from outside the process: the CPU time of the process's
+ * main thread, of the threads the call starts and of the processes it starts, and the resident
+ * memory of the process and its descendants. Descriptors stay open from reading to reading, so
+ * a reading is a few `pread`s and one listing of the process's threads.
+ */
+export class ProcReader {
+	readonly pid: number;
+	#stat: number;
+	#statm: number;
+	/** Each thread of the process, by thread id: its `schedstat` and `children` files, kept open. */
+	readonly #tasks = new Map<number, { readonly schedstat: number; readonly children: number }>();
+	/** Whether the call started threads or processes (then they, and the tree, are read too). */
+	#spawned = false;
+	/** The threads that were there before the call started its own (V8's helpers, the parent watcher). */
+	readonly #background = new Set<number>();
+	/** Each counted thread's last reading; what counted threads that ended had used. */
+	readonly #last = new Map<number, number>();
+	#ended = 0;
+	#mainBase = 0;
+	#reapedBase = 0;
+	/** The call's CPU time as last read: a reading never goes back. */
+	#total = 0;
+	#tree: number[] = [];
+	#treeAt = Number.NEGATIVE_INFINITY;
+	#tids: number[] = [];
+	#tidsAt = Number.NEGATIVE_INFINITY;
+	/** What the processes already there when the call started its own had used then (none, in a pool process). */
+	#descendantBase = new Map<number, number>();
+
+	constructor(pid: number) {
+		this.pid = pid;
+		this.#stat = tryOpen(`/proc/${pid}/stat`);
+		this.#statm = tryOpen(`/proc/${pid}/statm`);
+	}
+
+	/** Starts counting a call's CPU time from now (see `callCpuNs`). */
+	beginCall(): void {
+		this.#spawned = false;
+		this.#background.clear();
+		this.#last.clear();
+		this.#ended = 0;
+		this.#total = 0;
+		this.#mainBase = Math.max(0, this.#threadNs(this.pid));
+		this.#reapedBase = readStatCpu(this.#stat).children;
+		this.#descendantBase.clear();
+	}
+
+	/**
+	 * The call started a thread or a process; `before` are the process's threads just before it
+	 * did. From now on the threads not in `before`, and the processes it started, count too.
+	 */
+	spawned(before: readonly number[]): void {
+		if (!this.#spawned) {
+			this.#spawned = true;
+			for (const tid of before) {
+				if (tid !== this.pid) {
+					this.#background.add(tid);
+				}
+			}
+			this.#treeAt = Number.NEGATIVE_INFINITY;
+			this.#descendantBase = new Map(this.descendants().map((pid) => [pid, processCpuNs(pid)]));
+		}
+	}
+
+	/**
+	 * The CPU time in nanoseconds a call has spent since `beginCall()`: that of the process's main
+	 * thread, of the children it waited for, and, once it started threads or processes (see
+	 * `spawned`), of those threads (those that ended count with what they had used when last read)
+	 * and of its live descendant processes. V8's helper threads, there before the call, are not
+	 * counted. -1 when the process cannot be read.
+	 */
+	callCpuNs(): number {
+		const main = this.#threadNs(this.pid);
+		if (main < 0) {
+			return -1;
+		}
+		let total = main - this.#mainBase + Math.max(0, readStatCpu(this.#stat).children - this.#reapedBase);
+		if (this.#spawned) {
+			const alive = this.#refresh();
+			for (const tid of alive) {
+				if (tid !== this.pid && !this.#background.has(tid)) {
+					const ns = Math.max(0, this.#threadNs(tid));
+					this.#last.set(tid, ns);
+					total += ns;
+				}
+			}
+			for (const [tid, ns] of this.#last) {
+				if (!alive.includes(tid)) {
+					this.#ended += ns;
+					this.#last.delete(tid);
+				}
+			}
+			total += this.#ended;
+			for (const pid of this.descendants()) {
+				total += Math.max(0, processCpuNs(pid) - (this.#descendantBase.get(pid) ?? 0));
+			}
+		}
+		this.#total = Math.max(this.#total, total);
+		return this.#total;
+	}
+
+	/** Resident memory of the process and, once the call started processes, of its descendants, in bytes. */
+	rssBytes(): number {
+		const own = readStatm(this.#statm);
+		if (own < 0) {
+			return -1;
+		}
+		let total = own;
+		if (this.#spawned) {
+			for (const pid of this.descendants()) {
+				total += Math.max(0, statmOf(pid));
+			}
+		}
+		return total;
+	}
+
+	/** Whether the current call started threads or processes. */
+	get spawnedAny(): boolean {
+		return this.#spawned;
+	}
+
+	/** Whether threads the current call started were still running at the last reading. */
+	get callThreadsAlive(): boolean {
+		return this.#last.size > 0;
+	}
+
+	/** The processes the process started, and theirs, to any depth (one reading serves for a moment). */
+	descendants(): number[] {
+		if (performance.now() - this.#treeAt > TREE_REUSE_MS) {
+			this.#refresh();
+			const children: number[] = [];
+			for (const { children: fd } of this.#tasks.values()) {
+				children.push(...readPids(fd));
+			}
+			this.#tree = children.length === 0 ? children : [...children, ...children.flatMap((pid) => descendants(pid))];
+			this.#treeAt = performance.now();
+		}
+		return this.#tree;
+	}
+
+	/**
+	 * Lists the process's threads, opening the files of new ones and closing those of threads gone
+	 * (one listing serves for a moment).
+	 */
+	#refresh(): number[] {
+		if (performance.now() - this.#tidsAt <= TREE_REUSE_MS) {
+			return this.#tids;
+		}
+		let tids: number[];
+		try {
+			tids = readdirSync(`/proc/${this.pid}/task`).map(Number);
+		} catch {
+			return [];
+		}
+		this.#tids = tids;
+		this.#tidsAt = performance.now();
+		for (const tid of tids) {
+			if (!this.#tasks.has(tid)) {
+				this.#tasks.set(tid, { schedstat: tryOpen(`/proc/${this.pid}/task/${tid}/schedstat`), children: tryOpen(`/proc/${this.pid}/task/${tid}/children`) });
+			}
+		}
+		if (this.#tasks.size > tids.length) {
+			for (const [tid, files] of this.#tasks) {
+				if (!tids.includes(tid)) {
+					closeQuietly(files.schedstat);
+					closeQuietly(files.children);
+					this.#tasks.delete(tid);
+				}
+			}
+		}
+		return tids;
+	}
+
+	/** A thread's own CPU counter, in ns (-1 when it cannot be read). */
+	#threadNs(tid: number): number {
+		let files = this.#tasks.get(tid);
+		if (files === undefined) {
+			this.#refresh();
+			files = this.#tasks.get(tid);
+		}
+		return files === undefined || files.schedstat < 0 ? -1 : readSchedstat(files.schedstat);
+	}
+
+	close(): void {
+		for (const fd of [this.#stat, this.#statm, ...[...this.#tasks.values()].flatMap((files) => [files.schedstat, files.children])]) {
+			closeQuietly(fd);
+		}
+		this.#tasks.clear();
+		this.#stat = -1;
+		this.#statm = -1;
+	}
+}
