@@ -208,6 +208,9 @@ export class PoolProcess {
 			this.child.kill("SIGKILL");
 		}
 		killAll(tree);
+		// The call it was running is over now: its end does not wait for the kernel to tear the
+		// process down (tens of milliseconds for a large one), which the exit event would.
+		this.#settle({ kind: "exit", error: new WorkerCrashedError("The process running the task was killed", { signal: "SIGKILL" }), code: null, signal: "SIGKILL" });
 	}
 
 	/** Kills what the process started and left running (its descendants), leaving the process itself. */
