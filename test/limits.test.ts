@@ -238,7 +238,9 @@ describe("limits on threads", () => {
 		assert.equal(futures.length, 2);
 		assert.equal(activeDuring, true);
 		// Sleeping calls use no CPU time: nothing needs a look before 10 s of it could have passed.
-		assert.ok(watchdogState(scheduler).ticks <= 4, `${watchdogState(scheduler).ticks} ticks in 1.5 s`);
+		// Sampled every 5 ms this would be about 300 ticks; each call is looked at about once a second, and a timer that
+		// fires a fraction early on a busy machine adds a wake-up.
+		assert.ok(watchdogState(scheduler).ticks <= 8, `${watchdogState(scheduler).ticks} ticks in 1.5 s`);
 		assert.equal(watchdogState(scheduler).active, false);
 	});
 
