@@ -1,10 +1,11 @@
 import { CancelledError, SchedulerStateError } from "./errors.ts";
-import { type AnyEventKey, type ArgsOf, Emitter, defineEvent, type Handler } from "./events.ts";
+import { type AnyEventKey, type ArgsOf, Emitter, type Handler } from "./events.ts";
 import { Dispatcher, type ExecutorKind } from "./executors/dispatcher.ts";
 import type { Call } from "./executors/executor.ts";
 import { type Future, futureControl, type Outcome } from "./future.ts";
 import type { FunctionRef } from "./ref.ts";
 import { type Ending, type ExceptionAction, type ExitState, exceptionAction, type FilledRunOptions, laterEnding, parseRunOptions, type RunOptions } from "./run-options.ts";
+import { SchedulerEvents } from "./scheduler-events.ts";
 import { openPort } from "./scheduler-port.ts";
 import { Task, taskControl, type TaskOptions } from "./task.ts";
 import { exposeForTests } from "./test-hooks.ts";
@@ -23,37 +24,7 @@ export type { PoolOptions };
  * scheduler.on(Scheduler.STARTED, () => task.submit(42));
  * const exit = await scheduler.run({ timeout: "1h" });
  */
-export class Scheduler {
-	/** The run has started; submit the first calls here. */
-	static readonly STARTED = defineEvent<[]>("scheduler:started");
-	/** The run is ending: calls are being waited for or cancelled. */
-	static readonly FINISHING = defineEvent<[]>("scheduler:finishing");
-	/** The run has ended, with its exit state. */
-	static readonly FINISHED = defineEvent<[ExitState]>("scheduler:finished");
-	/** The run was stopped by `stop()` or by the exception policy: `(reason, error?)`. */
-	static readonly STOP = defineEvent<[string, unknown]>("scheduler:stop");
-	/** The run's `timeout` ended it. */
-	static readonly TIMEOUT = defineEvent<[]>("scheduler:timeout");
-	/** Nothing is queued or running. */
-	static readonly EMPTY = defineEvent<[]>("scheduler:empty");
-	static readonly FUTURE_SUBMITTED = defineEvent<[Future]>("scheduler:future-submitted");
-	static readonly FUTURE_DONE = defineEvent<[Future]>("scheduler:future-done");
-	static readonly FUTURE_CANCELLED = defineEvent<[Future]>("scheduler:future-cancelled");
-	static readonly FUTURE_RESULT = defineEvent<[Future, unknown]>("scheduler:future-result");
-	static readonly FUTURE_EXCEPTION = defineEvent<[Future, unknown]>("scheduler:future-exception");
-
-	readonly STARTED = Scheduler.STARTED;
-	readonly FINISHING = Scheduler.FINISHING;
-	readonly FINISHED = Scheduler.FINISHED;
-	readonly STOP = Scheduler.STOP;
-	readonly TIMEOUT = Scheduler.TIMEOUT;
-	readonly EMPTY = Scheduler.EMPTY;
-	readonly FUTURE_SUBMITTED = Scheduler.FUTURE_SUBMITTED;
-	readonly FUTURE_DONE = Scheduler.FUTURE_DONE;
-	readonly FUTURE_CANCELLED = Scheduler.FUTURE_CANCELLED;
-	readonly FUTURE_RESULT = Scheduler.FUTURE_RESULT;
-	readonly FUTURE_EXCEPTION = Scheduler.FUTURE_EXCEPTION;
-
+export class Scheduler extends SchedulerEvents {
 	readonly #dispatcher: Dispatcher<Task>;
 	readonly #emitter: Emitter;
 	#state: "idle" | "running" | "finishing" = "idle";
@@ -65,6 +36,7 @@ export class Scheduler {
 
 	/** Use `Scheduler.withSequential()`, `withThreads()` or `withProcesses()`. */
 	constructor(executor: ExecutorKind, options: PoolOptions = {}) {
+		super();
 		const pool = parsePoolOptions(executor, options);
 		this.#dispatcher = new Dispatcher<Task>(
 			pool.executor,
