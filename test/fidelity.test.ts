@@ -181,6 +181,23 @@ describe("what a call leaves behind", () => {
 	}
 });
 
+describe('"auto" limits beside neighbours', () => {
+	it("a call holding SharedArrayBuffers past its limit is held to its own limit beside idle neighbours", async () => {
+		// Three idle neighbours: the process-wide watch allows the budgets of all four calls.
+		const scheduler = make("threads", 4);
+		const options = { memoryLimit: "128mb", wallTimeLimit: "20s" } as const;
+		const neighbour = limited(scheduler, "sleep", options);
+		const shared = limited(scheduler, "holdShared", options);
+		const { futures } = await runAll(scheduler, () => [neighbour.submit(2500, "idle"), neighbour.submit(2500, "idle"), neighbour.submit(2500, "idle"), shared.submit(180, 1500)]);
+		assert.deepEqual(
+			futures.slice(0, 3).map((future) => future.result),
+			["idle", "idle", "idle"],
+		);
+		assert.ok(futures[3]?.exception instanceof MemoryLimitError, String(futures[3]?.exception ?? futures[3]?.result));
+		assert.equal(futures[3]?.usage?.where, "process");
+	});
+});
+
 describe("heap caps that a flag would lift", () => {
 	/** Runs a program in a child process (heap flags are process-wide); returns what it printed. */
 	function runProgram(source: string, nodeFlags: string[] = []): { stdout: string; stderr: string; code: number | null } {

@@ -75,6 +75,8 @@ const site: CallSite = {
 		return slots.markStarted(running.slot, running.generation, tid, startCpu, threadId);
 	},
 	report: (peak, external) => slots.setMemory(running.slot, running.generation, peak, external),
+	// A pool with a heap cap runs memory-limited calls: their memory outside the heap is held to the limit.
+	sharedBuffers: data.cap !== undefined,
 };
 
 // A limited call that starts a worker thread moves to a process, where its CPU time and memory

@@ -8,14 +8,17 @@ export class HeapSampler {
 	#externalGrowth = 0;
 	#timer: NodeJS.Timeout | undefined;
 	readonly #report: ((peak: number, external: number) => void) | undefined;
+	readonly #sharedBuffers: boolean;
 
 	/**
 	 * `report` receives each sample: the peak of heap and external memory so far, and how far the
 	 * memory outside the heap (Buffers, ArrayBuffers) has grown past its level at the call's start,
-	 * at most.
+	 * at most. With `sharedBuffers`, SharedArrayBuffers count as memory outside the heap too (V8's
+	 * external memory leaves them out; reading them costs a system call a sample).
 	 */
-	constructor(report?: (peak: number, external: number) => void) {
+	constructor(report?: (peak: number, external: number) => void, sharedBuffers = false) {
 		this.#report = report;
+		this.#sharedBuffers = sharedBuffers;
 		this.sample();
 	}
 
@@ -25,11 +28,12 @@ export class HeapSampler {
 
 	sample(): number {
 		const stats = getHeapStatistics();
+		const external = this.#sharedBuffers ? Math.max(stats.external_memory, process.memoryUsage().arrayBuffers) : stats.external_memory;
 		if (this.#externalAtStart < 0) {
-			this.#externalAtStart = stats.external_memory;
+			this.#externalAtStart = external;
 		}
-		this.#peak = Math.max(this.#peak, stats.used_heap_size + stats.external_memory);
-		this.#externalGrowth = Math.max(this.#externalGrowth, stats.external_memory - this.#externalAtStart);
+		this.#peak = Math.max(this.#peak, stats.used_heap_size + external);
+		this.#externalGrowth = Math.max(this.#externalGrowth, external - this.#externalAtStart);
 		this.#report?.(this.#peak, this.#externalGrowth);
 		return this.#peak;
 	}
