@@ -7,6 +7,7 @@ import type { AbortMessage, ThreadCallPayload, ThreadWorkerData } from "../src/p
 import { deserializeError, serializeError } from "../src/serialize.ts";
 import { ThreadClock } from "../src/worker/clocks.ts";
 import { collectGarbage } from "../src/worker/collect-garbage.ts";
+import { countSharedBuffers } from "../src/worker/heap-sampler.ts";
 import { currentCall, RunningCalls } from "../src/worker/context.ts";
 import { type CallSite, runCall, STOPPED } from "../src/worker/run-call.ts";
 import { loadersFor } from "../src/worker/tsx-hooks.ts";
@@ -76,7 +77,7 @@ const site: CallSite = {
 	},
 	report: (peak, external) => slots.setMemory(running.slot, running.generation, peak, external),
 	// A pool with a heap cap runs memory-limited calls: their memory outside the heap is held to the limit.
-	sharedBuffers: data.cap !== undefined,
+	extraExternal: data.cap === undefined ? undefined : countSharedBuffers(),
 };
 
 // A limited call that starts a worker thread moves to a process, where its CPU time and memory

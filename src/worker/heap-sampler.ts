@@ -8,17 +8,17 @@ export class HeapSampler {
 	#externalGrowth = 0;
 	#timer: NodeJS.Timeout | undefined;
 	readonly #report: ((peak: number, external: number) => void) | undefined;
-	readonly #sharedBuffers: boolean;
+	readonly #extra: (() => number) | undefined;
 
 	/**
 	 * `report` receives each sample: the peak of heap and external memory so far, and how far the
 	 * memory outside the heap (Buffers, ArrayBuffers) has grown past its level at the call's start,
-	 * at most. With `sharedBuffers`, SharedArrayBuffers count as memory outside the heap too (V8's
-	 * external memory leaves them out; reading them costs a system call a sample).
+	 * at most. `extra` adds memory outside the heap that V8's count leaves out (SharedArrayBuffers
+	 * made in this thread, see `countSharedBuffers`).
 	 */
-	constructor(report?: (peak: number, external: number) => void, sharedBuffers = false) {
+	constructor(report?: (peak: number, external: number) => void, extra?: () => number) {
 		this.#report = report;
-		this.#sharedBuffers = sharedBuffers;
+		this.#extra = extra;
 		this.sample();
 	}
 
@@ -28,7 +28,7 @@ export class HeapSampler {
 
 	sample(): number {
 		const stats = getHeapStatistics();
-		const external = this.#sharedBuffers ? Math.max(stats.external_memory, process.memoryUsage().arrayBuffers) : stats.external_memory;
+		const external = stats.external_memory + (this.#extra?.() ?? 0);
 		if (this.#externalAtStart < 0) {
 			this.#externalAtStart = external;
 		}
@@ -47,4 +47,23 @@ export class HeapSampler {
 	get externalGrowth(): number {
 		return this.#externalGrowth;
 	}
+}
+
+let sharedBytes = 0;
+
+/**
+ * Counts the bytes of the SharedArrayBuffers made in this thread from now on, which V8's count of
+ * external memory leaves out; returns the count so far. Buffers dropped are not subtracted: a
+ * call that makes many errs towards its limit.
+ */
+export function countSharedBuffers(): () => number {
+	const native = globalThis.SharedArrayBuffer;
+	globalThis.SharedArrayBuffer = new Proxy(native, {
+		construct(target, args: [number, ...unknown[]], newTarget) {
+			const buffer = Reflect.construct(target, args, newTarget) as SharedArrayBuffer;
+			sharedBytes += buffer.byteLength;
+			return buffer;
+		},
+	});
+	return () => sharedBytes;
 }

@@ -28,8 +28,8 @@ export interface CallSite {
 	begin(startCpuNs: number): boolean;
 	/** Receives each memory sample: the peak so far, and how far memory outside the heap grew. */
 	report?(peak: number, external: number): void;
-	/** Whether SharedArrayBuffers count as memory outside the heap (where a call's memory outside its heap is held to its limit). */
-	readonly sharedBuffers?: boolean;
+	/** Memory outside the heap that V8's count leaves out (see `countSharedBuffers`), where a call's is held to its limit. */
+	readonly extraExternal?: (() => number) | undefined;
 	/** Called once the call has loaded its job's module for the first time where it runs. */
 	loaded?(): void;
 }
@@ -77,7 +77,7 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
 	// Registered before the load, so that a stop's notice during the load reaches the call.
 	const context = calls.add(payload.id);
 	// From the start, so that what the job's module allocates as it loads counts as the call's.
-	const sampler = new HeapSampler(site.report, site.sharedBuffers);
+	const sampler = new HeapSampler(site.report, site.extraExternal);
 	try {
 		let failedLoad: FailedLoad | undefined;
 		if (loadedFunction(payload.ref) === undefined) {
