@@ -3,6 +3,7 @@
 // every future ends exactly once, the scheduler's counts match, and nothing is left behind.
 import assert from "node:assert/strict";
 import { after, before, describe, it } from "node:test";
+import { isDeepStrictEqual } from "node:util";
 import { tmpdir } from "node:os";
 import fc from "fast-check";
 import { CancelledError, type Future, Scheduler, Task } from "../src/index.ts";
@@ -20,7 +21,7 @@ function chaos(name: string) {
 	return { module: new URL("./fixtures/chaos.ts", import.meta.url), name };
 }
 
-const KINDS = ["normal", "throw", "sleep", "spin", "heap", "buffer", "spawn", "detached", "nested", "leave"] as const;
+const KINDS = ["normal", "throw", "sleep", "spin", "heap", "buffer", "spawn", "detached", "nested", "leave", "forge", "tamper", "deep"] as const;
 type Kind = (typeof KINDS)[number];
 
 interface LimitSpec {
@@ -33,6 +34,8 @@ interface LimitSpec {
 
 interface TaskSpec {
 	kind: Kind;
+	/** Sets this call apart from every other: the tasks that return a value derived from it return it whole. */
+	tag: number;
 	size: number;
 	limits: LimitSpec | undefined;
 	/** Cancel this long after it was submitted (0: at once, in the same tick). */
@@ -49,19 +52,25 @@ interface Schedule {
 	timeoutMs: number | undefined;
 }
 
+/** 720 hours: more than a timer can wait in one step (2^31 ms). */
+const HUGE_MS = 720 * 3600 * 1000;
+/** A memory limit too small for any worker to start under. */
+const TINY_MB = 1;
+
 const limitArb: fc.Arbitrary<LimitSpec> = fc.record(
 	{
-		wallMs: fc.integer({ min: 150, max: 1200 }),
-		cpuMs: fc.integer({ min: 50, max: 600 }),
-		memoryMb: fc.integer({ min: 40, max: 300 }),
+		wallMs: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 150, max: 1200 }) }, { weight: 1, arbitrary: fc.constant(HUGE_MS) }),
+		cpuMs: fc.oneof({ weight: 6, arbitrary: fc.integer({ min: 50, max: 600 }) }, { weight: 1, arbitrary: fc.constant(HUGE_MS) }),
+		memoryMb: fc.oneof({ weight: 8, arbitrary: fc.integer({ min: 40, max: 300 }) }, { weight: 1, arbitrary: fc.constant(TINY_MB) }),
 		memoryKind: fc.constantFrom("heap" as const, "rss" as const, "auto" as const),
-		graceMs: fc.constantFrom(0, 50),
+		graceMs: fc.constantFrom(0, 50, HUGE_MS),
 	},
 	{ requiredKeys: ["memoryKind", "graceMs"] },
 );
 
 const taskArb: fc.Arbitrary<TaskSpec> = fc.record({
 	kind: fc.constantFrom(...KINDS),
+	tag: fc.integer({ min: 1, max: 2 ** 30 }),
 	size: fc.integer({ min: 0, max: 100 }),
 	limits: fc.option(limitArb, { nil: undefined, freq: 2 }),
 	cancelAfterMs: fc.option(fc.integer({ min: 0, max: 400 }), { nil: undefined, freq: 3 }),
@@ -77,11 +86,52 @@ const scheduleArb: fc.Arbitrary<Schedule> = fc.record({
 	timeoutMs: fc.option(fc.integer({ min: 200, max: 3000 }), { nil: undefined, freq: 3 }),
 });
 
+/** How deep the "deep" task nests its result: more than a thread's answer can carry back. */
+const DEEP = 20_000;
+
+/**
+ * What a call of `spec` may return, or why its value is wrong: a call never settles with another
+ * call's value (each is told apart by its tag or its arguments).
+ */
+function wrongResult(spec: TaskSpec, value: unknown): string | undefined {
+	const [, args] = callOf(spec);
+	switch (spec.kind) {
+		case "normal":
+			return isDeepStrictEqual(value, args[0]) ? undefined : `echo returned ${JSON.stringify(value)}`;
+		case "forge":
+		case "tamper":
+			return value === spec.tag ? undefined : `${spec.kind} ${spec.tag} returned ${JSON.stringify(value)}`;
+		case "sleep":
+			return value === "rested" || value === "aborted" ? undefined : `nap returned ${JSON.stringify(value)}`;
+		case "nested":
+			return value === "nested" ? undefined : `nestedSpin returned ${JSON.stringify(value)}`;
+		case "leave":
+			return value === "left" ? undefined : `leaveTimer returned ${JSON.stringify(value)}`;
+		case "buffer":
+			return value === spec.size ? undefined : `bufferHungry(${spec.size}) returned ${JSON.stringify(value)}`;
+		case "heap":
+			return value === spec.size * 8 ? undefined : `heapHungry(${spec.size}) returned ${JSON.stringify(value)}`;
+		case "deep": {
+			let depth = 0;
+			let node = value as { inner?: unknown } | undefined;
+			while (node?.inner !== undefined) {
+				node = node.inner as { inner?: unknown };
+				depth++;
+			}
+			return depth === DEEP ? undefined : `deep returned ${depth} levels`;
+		}
+		case "throw":
+			return "a throwing task returned";
+		default:
+			return typeof value === "number" ? undefined : `${spec.kind} returned ${JSON.stringify(value)}`;
+	}
+}
+
 /** The function and arguments of a task spec; every one ends on its own within about a second. */
 function callOf(spec: TaskSpec): [string, unknown[]] {
 	switch (spec.kind) {
 		case "normal":
-			return ["echo", [{ n: spec.size, s: "x".repeat(spec.size) }]];
+			return ["echo", [{ n: spec.size, s: "x".repeat(spec.size), tag: spec.tag }]];
 		case "throw":
 			return spec.size % 2 === 0 ? ["raise", [`boom ${spec.size}`]] : ["throwValue", [spec.size]];
 		case "sleep":
@@ -100,6 +150,12 @@ function callOf(spec: TaskSpec): [string, unknown[]] {
 			return ["nestedSpin", [spec.size * 3]];
 		case "leave":
 			return ["leaveTimer", [spec.size / 2]];
+		case "forge":
+			return ["forge", [spec.tag]];
+		case "tamper":
+			return ["tamper", [spec.tag]];
+		case "deep":
+			return ["deep", [DEEP]];
 	}
 }
 
@@ -223,9 +279,13 @@ async function check(schedule: Schedule, baseline: Snapshot): Promise<void> {
 				assert.ok(settled.error instanceof CancelledError);
 			}
 		}
-		// What a task does decides what it can end in.
-		if (spec.kind === "throw") {
-			assert.notEqual(future.state, "result", "a throwing task never returns");
+		// What a task does decides what it can end in, and a result is the call's own.
+		if (future.state === "result") {
+			const wrong = wrongResult(spec, future.result);
+			assert.equal(wrong, undefined, `a call settles with its own value: ${wrong}`);
+		}
+		if (spec.limits?.memoryMb === TINY_MB) {
+			assert.notEqual(future.state, "result", `no call runs to a result under a ${TINY_MB} MB memory limit`);
 		}
 		if (spec.kind === "normal" && spec.limits === undefined && future.state !== "cancelled") {
 			assert.equal(future.state, "result", `an unlimited echo returns (${String(future.exception)})`);
