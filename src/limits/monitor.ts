@@ -1,4 +1,5 @@
 import type { Usage } from "../future.ts";
+import { clearLongTimeout, type LongTimeout, setLongTimeout } from "../long-timeout.ts";
 import { CpuTimeLimitError, MemoryLimitError, WallTimeLimitError } from "./errors.ts";
 import { Escalation, type OffHeapCall, type OffHeapWatch, overBudget } from "./off-heap.ts";
 import type { StopReason } from "./stopper.ts";
@@ -43,7 +44,7 @@ export class CallMonitor implements Watched {
 	readonly #watchers: Watchers;
 	readonly #onStop: (reason: StopReason, immediately: boolean) => void;
 	readonly #offHeap: OffHeapCall | undefined;
-	#wallTimer: NodeJS.Timeout | undefined;
+	#wallTimer: LongTimeout | undefined;
 	#cpuMs = -1;
 	#peakRss = 0;
 	#fired = false;
@@ -102,22 +103,26 @@ export class CallMonitor implements Watched {
 	}
 
 	#armWall(limit: number, delay: number): void {
-		this.#wallTimer = setTimeout(() => {
-			const start = this.#probe.startedAt();
-			if (start === undefined) {
-				// Not started where it runs (a thread still starting): it has its whole limit still.
-				this.#armWall(limit, limit);
-				return;
-			}
-			const elapsed = performance.now() - start;
-			// Timers round to whole milliseconds and may fire a fraction early.
-			if (elapsed < limit) {
-				this.#armWall(limit, Math.max(1, Math.ceil(limit - elapsed)));
-			} else {
-				this.#fire(new WallTimeLimitError(limit, elapsed));
-			}
-		}, delay);
-		this.#wallTimer.unref();
+		// A limit may be longer than one timer can wait (`[720, "h"]`).
+		this.#wallTimer = setLongTimeout(
+			() => {
+				const start = this.#probe.startedAt();
+				if (start === undefined) {
+					// Not started where it runs (a thread still starting): it has its whole limit still.
+					this.#armWall(limit, limit);
+					return;
+				}
+				const elapsed = performance.now() - start;
+				// Timers round to whole milliseconds and may fire a fraction early.
+				if (elapsed < limit) {
+					this.#armWall(limit, Math.max(1, Math.ceil(limit - elapsed)));
+				} else {
+					this.#fire(new WallTimeLimitError(limit, elapsed));
+				}
+			},
+			delay,
+			{ ref: false },
+		);
 	}
 
 	/** Reads the call's CPU time and memory; returns how long the next check can wait (see `Watchdog`). */
@@ -206,7 +211,7 @@ export class CallMonitor implements Watched {
 
 	/** Stops every timer and watch of this call. */
 	dispose(): void {
-		clearTimeout(this.#wallTimer);
+		clearLongTimeout(this.#wallTimer);
 		this.#wallTimer = undefined;
 		if (this.#watching) {
 			this.#watching = false;
