@@ -1,6 +1,11 @@
-/** The timers of one run (`callLater`, the run's timeout): cleared together when the run ends. */
+import { clearLongTimeout, type LongTimeout, setLongTimeout } from "./long-timeout.ts";
+
+/**
+ * The timers of one run (`callLater`, the run's timeout): cleared together when the run ends.
+ * Any delay works, however long (see `setLongTimeout`).
+ */
 export class TimerSet {
-	readonly #timers = new Set<NodeJS.Timeout>();
+	readonly #timers = new Set<LongTimeout>();
 
 	/** How many are pending. */
 	get size(): number {
@@ -9,20 +14,20 @@ export class TimerSet {
 
 	/** Calls `fn` after `ms`; returns a function that cancels it. */
 	after(ms: number, fn: () => void): () => void {
-		const timer = setTimeout(() => {
+		const timer = setLongTimeout(() => {
 			this.#timers.delete(timer);
 			fn();
 		}, ms);
 		this.#timers.add(timer);
 		return () => {
-			clearTimeout(timer);
+			clearLongTimeout(timer);
 			this.#timers.delete(timer);
 		};
 	}
 
 	clear(): void {
 		for (const timer of this.#timers) {
-			clearTimeout(timer);
+			clearLongTimeout(timer);
 		}
 		this.#timers.clear();
 	}

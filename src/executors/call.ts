@@ -84,13 +84,14 @@ export async function runCall(execution: Execution, adapter: CallAdapter, watche
 	stopper.dispose();
 	adapter.release(killed);
 	const reason = stopper.reason;
+	// A cancel that came first wins over a move the call's ending asks for: a cancelled call does not run again.
+	if (reason instanceof CancelledError) {
+		return { kind: "cancelled", error: reason, usage };
+	}
 	// The call moves to a process: stopped for it, or refused where it was sent.
 	const escalation = reason instanceof Escalation ? reason : ending?.kind === "exception" && ending.error instanceof Escalation ? ending.error : undefined;
 	if (escalation !== undefined) {
 		return { kind: "escalate", escalation, usage };
-	}
-	if (reason instanceof CancelledError) {
-		return { kind: "cancelled", error: reason, usage };
 	}
 	if (reason !== undefined || ending === undefined) {
 		// A limit's error, or why the call could not be sent.

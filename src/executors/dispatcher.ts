@@ -1,4 +1,4 @@
-import type { CancelledError } from "../errors.ts";
+import { CancelledError } from "../errors.ts";
 import type { Outcome } from "../future.ts";
 import type { Watchers } from "../limits/monitor.ts";
 import { OffHeapWatch } from "../limits/off-heap.ts";
@@ -180,11 +180,17 @@ export class Dispatcher<Owner> {
 			settled = { kind: "exception", error, usage: undefined };
 		}
 		if (settled.kind === "escalate") {
-			// Its thread could not hold it to its memory limit: run it again in a process.
+			// Its thread could not hold it to its memory limit: run it again in a process, unless it
+			// was cancelled while it moved (the process executor also checks, as it starts the call)
+			// or the dispatcher closed meanwhile (a process executor made now would never be closed).
 			const call = entry.call;
 			call.limits = call.limits === undefined ? undefined : this.#placer.escalate(refKey(call), call.limits, settled.escalation);
-			void this.#execute(entry, this.#processExecutor());
-			return;
+			const cancelled = entry.cancellation.reason ?? (this.#open ? undefined : new CancelledError("The executor closed while the call moved to a process"));
+			if (cancelled === undefined) {
+				void this.#execute(entry, this.#processExecutor());
+				return;
+			}
+			settled = { kind: "cancelled", error: cancelled, usage: settled.usage };
 		}
 		entry.state = "done";
 		this.#running.delete(entry);

@@ -1,6 +1,12 @@
 import { registerErrors } from "../serialize.ts";
 import type { LimitKind } from "./types.ts";
 
+/** Options of a limit's error: its cause, and a message to use instead of the usual one. */
+export interface LimitErrorOptions extends ErrorOptions {
+	/** Says more than the usual message can: a limit refused before the call started, a call that never started. */
+	readonly message?: string;
+}
+
 /**
  * A task was stopped because it passed one of its limits. `limit` and `observed` are in
  * milliseconds for time limits and in bytes for memory limits.
@@ -28,8 +34,8 @@ export class WallTimeLimitError extends LimitExceededError {
 	override name = "WallTimeLimitError";
 	override readonly code = "ERR_WALL_TIME_LIMIT";
 
-	constructor(limit: number, observed: number, options?: ErrorOptions) {
-		super("wall", limit, observed, `Wall time limit of ${limit} ms reached after ${Math.round(observed)} ms`, options);
+	constructor(limit: number, observed: number, options?: LimitErrorOptions) {
+		super("wall", limit, observed, options?.message ?? `Wall time limit of ${limit} ms reached after ${Math.round(observed)} ms`, options);
 	}
 }
 
@@ -38,8 +44,8 @@ export class CpuTimeLimitError extends LimitExceededError {
 	override name = "CpuTimeLimitError";
 	override readonly code = "ERR_CPU_TIME_LIMIT";
 
-	constructor(limit: number, observed: number, options?: ErrorOptions) {
-		super("cpu", limit, observed, `CPU time limit of ${limit} ms reached after ${Math.round(observed)} ms of CPU time`, options);
+	constructor(limit: number, observed: number, options?: LimitErrorOptions) {
+		super("cpu", limit, observed, options?.message ?? `CPU time limit of ${limit} ms reached after ${Math.round(observed)} ms of CPU time`, options);
 	}
 }
 
@@ -50,13 +56,20 @@ export class MemoryLimitError extends LimitExceededError {
 	/** `"heap"` when the V8 heap cap was hit, `"rss"` when resident memory passed the limit. */
 	readonly memoryKind: "heap" | "rss";
 
-	constructor(limit: number, observed: number, memoryKind: "heap" | "rss", options?: ErrorOptions) {
-		super("memory", limit, observed, `Memory limit of ${formatBytes(limit)} (${memoryKind}) reached at ${formatBytes(observed)}`, options);
+	constructor(limit: number, observed: number, memoryKind: "heap" | "rss", options?: LimitErrorOptions) {
+		super("memory", limit, observed, options?.message ?? `Memory limit of ${formatBytes(limit)} (${memoryKind}) reached at ${formatBytes(observed)}`, options);
 		this.memoryKind = memoryKind;
 	}
 }
 
-function formatBytes(value: number): string {
+/** An amount of memory for messages: in MB, or in KB or bytes below a tenth of a megabyte (a limit of 1 KB is not "0.0 MB"). */
+export function formatBytes(value: number): string {
+	if (value < 1024) {
+		return `${value} B`;
+	}
+	if (value < 0.1 * 1024 * 1024) {
+		return `${(value / 1024).toFixed(1)} KB`;
+	}
 	return `${(value / 1024 / 1024).toFixed(1)} MB`;
 }
 

@@ -1,4 +1,5 @@
 import type { Usage } from "../future.ts";
+import { clearLongTimeout, type LongTimeout, setLongTimeout } from "../long-timeout.ts";
 import { CpuTimeLimitError, MemoryLimitError, WallTimeLimitError } from "./errors.ts";
 import { Escalation, type OffHeapCall, type OffHeapWatch, overBudget } from "./off-heap.ts";
 import type { StopReason } from "./stopper.ts";
@@ -25,6 +26,20 @@ export interface Probe {
 const UNMEASURED = (): Escalation =>
 	new Escalation("The call started a worker thread or a process of its own, whose CPU time and memory its thread does not show", "started-unmeasured");
 
+/**
+ * How long a call may wait for its thread or process to start, at least, before its time limits
+ * end it (in ms): a call not started when this or its limit (the longer) has passed since it was
+ * sent is taken never to start. Starting a thread and loading its modules takes well under a
+ * second even on a busy machine; a thread that fails to start is seen at once (see
+ * `ThreadExecutor`), this is the last resort.
+ */
+export const START_WAIT_MS = 5_000;
+
+/** The message of a time limit's error for a call that never started. */
+function notStarted(kind: string, limit: number, waited: number): string {
+	return `${kind} limit of ${limit} ms reached: the call waited ${Math.round(waited)} ms for its thread or process to start, and it did not start`;
+}
+
 /** The shared watchers of an executor's limited calls. */
 export interface Watchers {
 	readonly watchdog: Watchdog;
@@ -43,7 +58,9 @@ export class CallMonitor implements Watched {
 	readonly #watchers: Watchers;
 	readonly #onStop: (reason: StopReason, immediately: boolean) => void;
 	readonly #offHeap: OffHeapCall | undefined;
-	#wallTimer: NodeJS.Timeout | undefined;
+	#wallTimer: LongTimeout | undefined;
+	/** When watching began (the call was sent), in `performance.now()` time. */
+	#sentAt = 0;
 	#cpuMs = -1;
 	#peakRss = 0;
 	#fired = false;
@@ -87,6 +104,7 @@ export class CallMonitor implements Watched {
 	/** Starts watching. Wall time counts from the call's start where it runs. */
 	start(): void {
 		const { wallMs, cpuMs, memoryBytes } = this.#limits;
+		this.#sentAt = performance.now();
 		if (wallMs !== undefined) {
 			this.#armWall(wallMs, wallMs);
 		}
@@ -101,23 +119,39 @@ export class CallMonitor implements Watched {
 		}
 	}
 
+	/** How long after it was sent a call not started yet may still start, for a time limit of `limit` ms. */
+	#startLeft(limit: number): number {
+		return Math.max(limit, START_WAIT_MS) - (performance.now() - this.#sentAt);
+	}
+
 	#armWall(limit: number, delay: number): void {
-		this.#wallTimer = setTimeout(() => {
-			const start = this.#probe.startedAt();
-			if (start === undefined) {
-				// Not started where it runs (a thread still starting): it has its whole limit still.
-				this.#armWall(limit, limit);
-				return;
-			}
-			const elapsed = performance.now() - start;
-			// Timers round to whole milliseconds and may fire a fraction early.
-			if (elapsed < limit) {
-				this.#armWall(limit, Math.max(1, Math.ceil(limit - elapsed)));
-			} else {
-				this.#fire(new WallTimeLimitError(limit, elapsed));
-			}
-		}, delay);
-		this.#wallTimer.unref();
+		// A limit may be longer than one timer can wait (`[720, "h"]`).
+		this.#wallTimer = setLongTimeout(
+			() => {
+				const start = this.#probe.startedAt();
+				if (start === undefined) {
+					// Not started where it runs (a thread still starting): its limit counts from its start,
+					// unless it waited so long that it is taken never to start.
+					const left = this.#startLeft(limit);
+					if (left > 0) {
+						this.#armWall(limit, Math.max(1, Math.min(limit, Math.ceil(left))));
+					} else {
+						const waited = performance.now() - this.#sentAt;
+						this.#fire(new WallTimeLimitError(limit, waited, { message: notStarted("Wall time", limit, waited) }));
+					}
+					return;
+				}
+				const elapsed = performance.now() - start;
+				// Timers round to whole milliseconds and may fire a fraction early.
+				if (elapsed < limit) {
+					this.#armWall(limit, Math.max(1, Math.ceil(limit - elapsed)));
+				} else {
+					this.#fire(new WallTimeLimitError(limit, elapsed));
+				}
+			},
+			delay,
+			{ ref: false },
+		);
 	}
 
 	/** Reads the call's CPU time and memory; returns how long the next check can wait (see `Watchdog`). */
@@ -143,9 +177,20 @@ export class CallMonitor implements Watched {
 				wait = Math.min(wait, cpuMs - cpu);
 			}
 		} else if (cpuMs !== undefined) {
-			// Not started where it runs: from its start it needs its whole limit of wall time to pass
-			// it. Started but not readable now: look again soon.
-			wait = this.#probe.startedAt() === undefined ? cpuMs : this.intervalMs;
+			if (this.#probe.startedAt() === undefined) {
+				// Not started where it runs: from its start it needs its whole limit of wall time to
+				// pass it. A call that waited so long that it is taken never to start ends here.
+				const left = this.#startLeft(cpuMs);
+				if (left <= 0) {
+					const waited = performance.now() - this.#sentAt;
+					this.#fire(new CpuTimeLimitError(cpuMs, 0, { message: notStarted("CPU time", cpuMs, waited) }));
+					return MAX_CHECK_MS;
+				}
+				wait = left;
+			} else {
+				// Started but not readable now: look again soon.
+				wait = this.intervalMs;
+			}
 		}
 		if (this.#probe.rssBytes !== undefined) {
 			const rss = this.#probe.rssBytes();
@@ -206,7 +251,7 @@ export class CallMonitor implements Watched {
 
 	/** Stops every timer and watch of this call. */
 	dispose(): void {
-		clearTimeout(this.#wallTimer);
+		clearLongTimeout(this.#wallTimer);
 		this.#wallTimer = undefined;
 		if (this.#watching) {
 			this.#watching = false;

@@ -10,6 +10,14 @@ export function capsHeap(limits: Limits | undefined): limits is Limits & { memor
 	return limits?.memoryBytes !== undefined && limits.memoryKind !== "rss";
 }
 
+/**
+ * The smallest heap cap a worker thread starts under, in bytes. Before any call, a thread's heap
+ * holds Node's own modules, piscina's and byop's worker, and the loader hooks: about 8 MB on
+ * Node 20 (a thread capped at 8 MB runs out of heap as it starts; one at 9 MB starts and runs a
+ * small call). A heap limit below this is refused at once (see `ThreadExecutor`).
+ */
+export const THREAD_MIN_HEAP_BYTES = 10 * 1024 * 1024;
+
 /** V8 flags that size the heap of every isolate of the process, and so override each worker's heap cap. */
 export const HEAP_FLAG = /^--max[-_](old[-_]space|heap)[-_]size/;
 

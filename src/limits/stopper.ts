@@ -1,3 +1,4 @@
+import { clearLongTimeout, type LongTimeout, setLongTimeout } from "../long-timeout.ts";
 import type { Escalation } from "./off-heap.ts";
 
 /** Why a running call is stopped: a limit's error, a `CancelledError`, or a move to a process. */
@@ -9,7 +10,7 @@ export type StopReason = Error | Escalation;
  */
 export class Stopper {
 	#reason: StopReason | undefined;
-	#timer: NodeJS.Timeout | undefined;
+	#timer: LongTimeout | undefined;
 	readonly #graceMs: number;
 	readonly #notify: (reason: StopReason) => void;
 	readonly #kill: (reason: StopReason) => void;
@@ -34,8 +35,8 @@ export class Stopper {
 		this.#reason = reason;
 		if (this.#graceMs > 0 && !immediately) {
 			this.#notify(reason);
-			this.#timer = setTimeout(this.#kill, this.#graceMs, reason);
-			this.#timer.unref();
+			// A grace period may be longer than one timer can wait (`[720, "h"]`).
+			this.#timer = setLongTimeout(() => this.#kill(reason), this.#graceMs, { ref: false });
 		} else {
 			this.#kill(reason);
 		}
@@ -43,6 +44,6 @@ export class Stopper {
 
 	/** Clears the grace timer once the call has ended. */
 	dispose(): void {
-		clearTimeout(this.#timer);
+		clearLongTimeout(this.#timer);
 	}
 }

@@ -1,4 +1,6 @@
+import { WorkerCrashedError } from "../../errors.ts";
 import type { Usage } from "../../future.ts";
+import { formatBytes, MemoryLimitError } from "../../limits/errors.ts";
 import { killAll, threadDescendants } from "../../procfs.ts";
 import { Escalation } from "../../limits/off-heap.ts";
 import type { StopReason } from "../../limits/stopper.ts";
@@ -23,6 +25,8 @@ export interface ThreadPlace {
 	readonly capBytes: number;
 	/** Whether memory outside the heap is watched (`memoryKind: "auto"`), to move the call to a process. */
 	readonly watchOffHeap: boolean;
+	/** Where a call waiting for a thread is told that its pool has none left to take it (its threads failed to start). */
+	readonly waiting: Set<(failure: unknown) => void>;
 	/** Posts a stop notice to every thread of the executor; the one running the call acts on it. */
 	post(message: AbortMessage): void;
 	/** Starts threads in `pool` again, after the call's thread ended; `module` is the call's. */
@@ -40,6 +44,15 @@ export class ThreadCall implements CallAdapter {
 	readonly #place: ThreadPlace;
 	readonly #signal = new CallSignal();
 	readonly #cpu: ThreadCpu;
+	/** Why no thread could take the call: its pool's threads failed to start. */
+	#startFailure: { readonly failure: unknown } | undefined;
+	readonly #stranded = (failure: unknown): void => {
+		if (this.startedAt() === undefined && this.#startFailure === undefined) {
+			this.#startFailure = { failure };
+			// Drops the call from piscina's queue.
+			this.#signal.abort();
+		}
+	};
 
 	constructor(call: Call, place: ThreadPlace) {
 		this.#call = call;
@@ -65,7 +78,9 @@ export class ThreadCall implements CallAdapter {
 		const { id, ref, args } = this.#call;
 		// The call counts as running from here: it holds one of the pool's places (its thread may
 		// still have to start); limits count from the start its worker records.
+		this.#place.waiting.add(this.#stranded);
 		const sent = await pool.run({ id, ref, args, slot, generation }, { signal: this.#signal }).then(answeredWith, failedWith);
+		this.#place.waiting.delete(this.#stranded);
 		const ended = sent.answered ? slots.ended(slot) : ENDED.none;
 		if (ended !== ENDED.none && slots.leftWork(slot)) {
 			// The call left work running in its thread: the thread ends with the call (it is idle
@@ -86,6 +101,9 @@ export class ThreadCall implements CallAdapter {
 		}
 		if (ended === ENDED.thrown) {
 			return { kind: "exception", error: deserializeError(sent.answer as SerializedError), usage: slots.usage(slot) };
+		}
+		if (!sent.answered && this.#startFailure !== undefined) {
+			return { kind: "exception", error: startFailed(this.#startFailure.failure, this.#call.limits, this.#place.capBytes), usage: this.#lostUsage(undefined) };
 		}
 		// No answer (it was stopped, or it crashed), or none with a result (it was stopped before it started).
 		const failure = sent.answered ? new Error("The worker answered without a result") : sent.failure;
@@ -145,6 +163,18 @@ export class ThreadCall implements CallAdapter {
 			killAll(threadDescendants(slots.tid(slot)));
 		}
 	}
+}
+
+/** The error of a call that no thread could take, its pool's threads having failed to start with `failure`. */
+function startFailed(failure: unknown, limits: Limits | undefined, capBytes: number): Error {
+	const message = failure instanceof Error ? failure.message : String(failure);
+	if (isOutOfMemory(failure) && capBytes > 0 && limits?.memoryBytes !== undefined) {
+		return new MemoryLimitError(limits.memoryBytes, capBytes, "heap", {
+			cause: failure,
+			message: `Memory limit of ${formatBytes(limits.memoryBytes)} (heap) is too small for a worker thread to start under: its thread ran out of heap as it started, and the call was not run`,
+		});
+	}
+	return new WorkerCrashedError(`The worker thread for the call failed to start, and the call was not run: ${message}`, {}, { cause: failure });
 }
 
 /** What a thread answered for a call, or why it gave no answer. */

@@ -1,5 +1,6 @@
 import { BroadcastChannel } from "node:worker_threads";
-import { capsHeap } from "../../limits/placement.ts";
+import { formatBytes, MemoryLimitError } from "../../limits/errors.ts";
+import { capsHeap, THREAD_MIN_HEAP_BYTES } from "../../limits/placement.ts";
 import type { Watchers } from "../../limits/monitor.ts";
 import { createSlots } from "../../protocol/call-slots.ts";
 import type { AbortMessage } from "../../protocol/messages.ts";
@@ -37,6 +38,10 @@ export class ThreadExecutor implements Executor {
 	};
 
 	readonly #maxWorkers: number;
+	/** The calls of each pool still waiting for a thread, told when the pool has none left that could take them. */
+	readonly #waiting = new WeakMap<Pool, Set<(failure: unknown) => void>>();
+	/** The smallest heap cap a call is sent to a thread with (tests lower it to have threads fail to start). */
+	readonly #startable = { minHeapBytes: THREAD_MIN_HEAP_BYTES };
 
 	constructor(maxWorkers: number, watchers: Watchers) {
 		this.#maxWorkers = maxWorkers;
@@ -45,7 +50,7 @@ export class ThreadExecutor implements Executor {
 		this.#slots = new MainSlots(buffer);
 		this.#pools = new ThreadPools(maxWorkers, { slots: buffer, channel: this.#channelName, loaders: threadLoaders() });
 		this.#freeSlots = Array.from({ length: maxWorkers }, (_, i) => maxWorkers - 1 - i);
-		exposeForTests(this, { threads: () => this.#pools.counts() });
+		exposeForTests(this, { threads: () => this.#pools.counts(), startable: () => this.#startable });
 	}
 
 	/** Makes the default pool and starts `count` of its threads now, so the first calls do not wait for them. */
@@ -57,6 +62,11 @@ export class ThreadExecutor implements Executor {
 	}
 
 	async execute(execution: Execution): Promise<Settled> {
+		const limits = execution.call.limits;
+		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
+		if (capBytes > 0 && capBytes < this.#startable.minHeapBytes) {
+			return tooSmall(capBytes);
+		}
 		const slot = this.#freeSlots.pop();
 		if (slot === undefined) {
 			throw new Error("byop: more calls dispatched to the thread pool than it has room for");
@@ -65,15 +75,38 @@ export class ThreadExecutor implements Executor {
 		this.#generation = this.#generation >= 0x7fff_ffff ? 1 : this.#generation + 1;
 		const generation = this.#generation;
 		this.#slots.reset(slot, generation);
-		const limits = execution.call.limits;
-		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
 		const watchOffHeap = capBytes > 0 && limits?.memoryKind === "auto" && limits.escalate;
-		const call = new ThreadCall(execution.call, { pool: this.#pools.get(capBytes), slots: this.#slots, slot, generation, capBytes, watchOffHeap, post: this.#post, rewarm: this.#rewarm });
+		const pool = this.#pools.get(capBytes);
+		const waiting = this.#waitingIn(pool);
+		const call = new ThreadCall(execution.call, { pool, slots: this.#slots, slot, generation, capBytes, watchOffHeap, waiting, post: this.#post, rewarm: this.#rewarm });
 		try {
 			return await runCall(execution, call, this.#watchers);
 		} finally {
 			this.#freeSlots.push(slot);
 		}
+	}
+
+	/**
+	 * The calls of `pool` waiting for a thread. A thread that fails to start (out of heap as it
+	 * loads, a loader that throws) is dropped by piscina, which reports it as an `error` of the
+	 * pool and starts no other thread for the calls it queued: once the pool has no thread left,
+	 * they would wait forever, so they end with the failure.
+	 */
+	#waitingIn(pool: Pool): Set<(failure: unknown) => void> {
+		let waiting = this.#waiting.get(pool);
+		if (waiting === undefined) {
+			const calls = new Set<(failure: unknown) => void>();
+			pool.on("error", (failure: unknown) => {
+				if (pool.threads.length === 0) {
+					for (const strand of [...calls]) {
+						strand(failure);
+					}
+				}
+			});
+			this.#waiting.set(pool, calls);
+			waiting = calls;
+		}
+		return waiting;
 	}
 
 	#openChannel(): BroadcastChannel {
@@ -87,4 +120,15 @@ export class ThreadExecutor implements Executor {
 		this.#channel = undefined;
 		await this.#pools.close();
 	}
+}
+
+/**
+ * A heap limit too small for a worker thread to start under ends the call at once: its thread
+ * would run out of heap as it starts, every time. A process cannot hold it either (a process
+ * needs more than a thread), so it does not move to one.
+ */
+function tooSmall(capBytes: number): Settled {
+	const needed = Math.round(THREAD_MIN_HEAP_BYTES / (1024 * 1024));
+	const message = `Memory limit of ${formatBytes(capBytes)} (heap) is below the ${needed} MB a worker thread needs to start: the call was not run. Give it a memoryLimit of at least ${needed} MB`;
+	return { kind: "exception", error: new MemoryLimitError(capBytes, THREAD_MIN_HEAP_BYTES, "heap", { message }), usage: undefined };
 }
