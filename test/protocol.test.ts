@@ -27,6 +27,7 @@ const malformedKinds = [
 	"fatal with a garbage error",
 	"spawned with a huge array",
 	"reply that is a huge array",
+	"a loader registered unasked",
 ];
 
 /** Each way a call with limits runs in a pool process. */

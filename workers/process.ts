@@ -7,6 +7,7 @@ import { ProcessClock } from "../src/worker/clocks.ts";
 import { RunningCalls } from "../src/worker/context.ts";
 import { type CallSite, runCall } from "../src/worker/run-call.ts";
 import { watchSpawns } from "../src/worker/spawn-watch.ts";
+import { loadersRegistered } from "../src/worker/tsx-hooks.ts";
 
 // What the protocol uses of `process`, taken before any job module loads: a task may replace
 // them (`process.send = ...`), and what it replaces must not reach another call's reply.
@@ -59,6 +60,9 @@ watchSpawns(() => {
 const loaders = (process.env["BYOP_LOADERS"] ?? "").split("\n").filter((loader) => loader !== "");
 delete process.env["BYOP_LOADERS"];
 
+/** Whether the parent was told that the TypeScript loader is registered (see `underLoad`). */
+let announced = false;
+
 /** This process's resident memory once the current call had loaded its job's module, when it loaded one. */
 let loadedRss: number | undefined;
 
@@ -68,9 +72,17 @@ const site: CallSite = {
 	loaded: () => {
 		loadedRss = rss();
 	},
+	// The loader is registered before any of the call's code runs: the thread it starts is not
+	// the call's, which the parent learns before the call could send anything itself.
 	underLoad: (load) =>
 		load().then(
-			() => undefined,
+			() => {
+				if (!announced && loadersRegistered()) {
+					announced = true;
+					send({ type: "registered" });
+				}
+				return undefined;
+			},
 			(error: unknown) => ({ ok: false as const, error }),
 		),
 	begin: () => true,

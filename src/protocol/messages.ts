@@ -86,7 +86,13 @@ export type ChildMessage =
 	 */
 	| { readonly type: "spawned" }
 	/** An error outside any call while the process was idle: it should not take another call. */
-	| { readonly type: "retire"; readonly error: SerializedError };
+	| { readonly type: "retire"; readonly error: SerializedError }
+	/**
+	 * The process registered its TypeScript loader for the call in flight, before any of the
+	 * call's own code ran: the threads it has now are no call's. Taken once per process, and only
+	 * for a call the parent knows to need the loader.
+	 */
+	| { readonly type: "registered" };
 
 /** The fields each message from a pool process has, by type; a field with `?` may be left out. */
 const CHILD_FIELDS: Readonly<Record<ChildMessage["type"], readonly string[]>> = {
@@ -95,6 +101,7 @@ const CHILD_FIELDS: Readonly<Record<ChildMessage["type"], readonly string[]>> = 
 	fatal: ["type", "error"],
 	spawned: ["type"],
 	retire: ["type", "error"],
+	registered: ["type"],
 };
 
 /** The fields of a reply: those of a result or of a failure, and those any reply may have. */

@@ -9,6 +9,7 @@ import { descendants, killAll } from "../../procfs.ts";
 import { ProcReader } from "./proc-reader.ts";
 import { type CallPayload, type CallReply, type ChildMessage, childMessageProblem, type ParentMessage } from "../../protocol/messages.ts";
 import { deserializeError, serializeError } from "../../serialize.ts";
+import { TYPESCRIPT_MODULE } from "../../worker/tsx-hooks.ts";
 import { splitLoaders } from "../loader-flags.ts";
 
 const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
@@ -55,11 +56,19 @@ export class PoolProcess {
 	/** Set once the process is killed: what it still sends is not read. */
 	#killed = false;
 	#rejectReady: ((error: Error) => void) | undefined;
+	/**
+	 * Whether the process starts without the TypeScript loader, registering it for its first call
+	 * of a TypeScript module; cleared once that call was sent.
+	 */
+	#loaderPending: boolean;
+	/** Set while the call in flight is the one that registers the loader, until it said it had. */
+	#registering = false;
 	#exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
 	constructor(heapCapMb: number) {
 		this.heapCapMb = heapCapMb;
 		const flags = childFlags();
+		this.#loaderPending = flags.loaders.length > 0;
 		const execArgv = flags.rest.filter((flag) => !HEAP_FLAG.test(flag));
 		if (heapCapMb > 0) {
 			execArgv.push(`--max-old-space-size=${heapCapMb}`);
@@ -190,6 +199,7 @@ export class PoolProcess {
 					return;
 				}
 				this.#inFlight = undefined;
+				this.#registering = false;
 				if (reply.loadedRss !== undefined) {
 					// What the process holds once it has loaded a job's module is its own from then on.
 					this.#baseRss = Math.max(this.#baseRss, reply.loadedRss);
@@ -209,6 +219,14 @@ export class PoolProcess {
 				return;
 			case "fatal":
 				this.#fatal = deserializeError(message.error);
+				return;
+			case "registered":
+				if (!this.#registering || this.#inFlight === undefined) {
+					this.#violation("said it registered a loader it had not been asked to");
+					return;
+				}
+				this.#registering = false;
+				this.#reader?.baseline();
 				return;
 		}
 	}
@@ -249,6 +267,12 @@ export class PoolProcess {
 			}
 			const token = randomUUID();
 			this.#inFlight = { id: payload.id, token };
+			// Only the first call of a TypeScript module registers the loader, which the process
+			// says before the call's own code runs (see `registered`).
+			this.#registering = this.#loaderPending && TYPESCRIPT_MODULE.test(payload.ref.module);
+			if (this.#registering) {
+				this.#loaderPending = false;
+			}
 			this.#waiting = resolve;
 			this.send({ type: "call", payload: { ...payload, token } }).catch((error: unknown) => {
 				this.#waiting = undefined;

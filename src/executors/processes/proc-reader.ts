@@ -55,7 +55,11 @@ export class ProcReader {
 		this.baseline();
 	}
 
-	/** Lists the process's threads now as its background: those no call owns. */
+	/**
+	 * Lists the process's threads now as its background: those no call owns. During a call (once
+	 * its process registered a loader, before the call's own code ran) a thread already counted
+	 * for the call stops counting.
+	 */
 	baseline(): void {
 		this.#stale = false;
 		this.#tidsAt = Number.NEGATIVE_INFINITY;
@@ -64,6 +68,7 @@ export class ProcReader {
 		for (const tid of tids) {
 			if (tid !== this.pid) {
 				this.#background.add(tid);
+				this.#last.delete(tid);
 			}
 		}
 		this.#baseThreads = tids.length;
