@@ -28,6 +28,7 @@ const malformedKinds = [
 	"spawned with a huge array",
 	"reply that is a huge array",
 	"a loader registered unasked",
+	"ready again",
 ];
 
 /** Each way a call with limits runs in a pool process. */
