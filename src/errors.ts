@@ -55,4 +55,16 @@ export class WorkerCrashedError extends Error {
 	}
 }
 
-registerErrors(CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError);
+/**
+ * The process running a task broke the protocol between it and the scheduler: it sent a message
+ * the scheduler did not ask for (a reply for another call, a second reply, a second `ready`) or
+ * of a shape the protocol does not have, as a task that writes to its process's IPC channel
+ * (`process.send`) does. The process is killed (with its whole group) and replaced; the call it
+ * was running ends with this error.
+ */
+export class WorkerProtocolError extends Error {
+	readonly code = "ERR_WORKER_PROTOCOL";
+	override name = "WorkerProtocolError";
+}
+
+registerErrors(CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError, WorkerProtocolError);

@@ -62,8 +62,11 @@ export function closeQuietly(fd: number): void {
 	}
 }
 
-/** The CPU time in `/proc/<pid>/stat` (an open descriptor, or read by pid): the process's own and that of the children it waited for, in ns. */
-export function readStatCpu(fd: number, pid?: number): { own: number; children: number } {
+/**
+ * The CPU time in `/proc/<pid>/stat` (an open descriptor, or read by pid): the process's own and
+ * that of the children it waited for, in ns; and how many threads it has (0 when unread).
+ */
+export function readStatCpu(fd: number, pid?: number): { own: number; children: number; threads: number } {
 	let text: string;
 	try {
 		if (fd >= 0) {
@@ -73,12 +76,13 @@ export function readStatCpu(fd: number, pid?: number): { own: number; children: 
 			text = readFileSync(`/proc/${pid}/stat`, "latin1");
 		}
 	} catch {
-		return { own: -1, children: 0 };
+		return { own: -1, children: 0, threads: 0 };
 	}
-	// Fields after the command name (which may hold spaces): state is field 3; utime, stime, cutime, cstime are 14 to 17.
-	const fields = text.slice(text.lastIndexOf(")") + 2).split(" ");
-	const ticks = (index: number): number => Number(fields[index - 3]) || 0;
-	return { own: (ticks(14) + ticks(15)) * TICK_NS, children: (ticks(16) + ticks(17)) * TICK_NS };
+	// Fields after the command name (which may hold spaces): state is field 3; utime, stime, cutime,
+	// cstime are 14 to 17, num_threads 20.
+	const fields = text.slice(text.lastIndexOf(")") + 2).split(" ", 18);
+	const field = (index: number): number => Number(fields[index - 3]) || 0;
+	return { own: (field(14) + field(15)) * TICK_NS, children: (field(16) + field(17)) * TICK_NS, threads: field(20) };
 }
 
 const statScratch = Buffer.alloc(1024);

@@ -94,8 +94,27 @@ export function serializeError(error: unknown, depth = 0): SerializedError {
 	return serialized;
 }
 
-/** Rebuilds an error from its serialized form; byop's own and the built-in error classes keep their class. */
-export function deserializeError(serialized: SerializedError): Error {
+/** How deep `deserializeError` follows causes and aggregated errors (as deep as `serializeError` writes them). */
+const MAX_DEPTH = 8;
+
+/**
+ * Rebuilds an error from its serialized form; byop's own and the built-in error classes keep
+ * their class. It never throws: what came from another process may be anything, and a field of
+ * the wrong shape is left out (a value that is no serialized error at all gives an `Error` that
+ * says so).
+ */
+export function deserializeError(serialized: SerializedError, depth = 0): Error {
+	if (!isSerializedError(serialized)) {
+		return malformed(serialized);
+	}
+	try {
+		return rebuild(serialized, depth);
+	} catch (error) {
+		return malformed(serialized, error);
+	}
+}
+
+function rebuild(serialized: SerializedError, depth: number): Error {
 	const known = classes.get(serialized.name);
 	const prototype = known?.prototype ?? Error.prototype;
 	const error = Object.create(prototype) as Error;
@@ -103,24 +122,51 @@ export function deserializeError(serialized: SerializedError): Error {
 		Object.defineProperty(error, key, { value, writable: true, configurable: true, enumerable: false });
 	};
 	define("message", serialized.message);
-	define("stack", serialized.stack ?? `${serialized.name}: ${serialized.message}`);
+	define("stack", typeof serialized.stack === "string" ? serialized.stack : `${serialized.name}: ${serialized.message}`);
 	if ((prototype as Error).name !== serialized.name || known !== undefined) {
-		Object.defineProperty(error, "name", { value: serialized.name, writable: true, configurable: true, enumerable: false });
+		define("name", serialized.name);
 	}
 	for (const [key, value] of Object.entries(serialized.props)) {
-		(error as unknown as Record<string, unknown>)[key] =
-			key === "errors" && Array.isArray(value) ? value.map((inner) => (isSerializedError(inner) ? deserializeError(inner) : inner)) : value;
+		// Defined, not assigned: a key such as "__proto__" is a property like any other.
+		Object.defineProperty(error, key, {
+			value: key === "errors" && Array.isArray(value) ? value.map((inner: unknown) => (isSerializedError(inner) && depth < MAX_DEPTH ? deserializeError(inner, depth + 1) : inner)) : value,
+			writable: true,
+			configurable: true,
+			enumerable: true,
+		});
 	}
-	if (serialized.thrown !== undefined) {
-		Object.assign(error, { value: serialized.thrown.value });
+	const thrown: unknown = serialized.thrown;
+	if (typeof thrown === "object" && thrown !== null && "value" in thrown) {
+		Object.defineProperty(error, "value", { value: thrown.value, writable: true, configurable: true, enumerable: true });
 	}
-	if (serialized.cause !== undefined) {
-		define("cause", isSerializedError(serialized.cause) ? deserializeError(serialized.cause) : serialized.cause.value);
+	const cause: unknown = serialized.cause;
+	if (isSerializedError(cause)) {
+		define("cause", depth < MAX_DEPTH ? deserializeError(cause, depth + 1) : new Error(`${cause.name}: ${cause.message}`));
+	} else if (typeof cause === "object" && cause !== null && "value" in cause) {
+		define("cause", cause.value);
 	}
 	return error;
 }
 
-/** Whether `value` is an error serialized by `serializeError`. */
+/** The error that stands for a serialized error of the wrong shape. */
+function malformed(value: unknown, cause?: unknown): Error {
+	const kind = value === null ? "null" : Array.isArray(value) ? "an array" : typeof value;
+	return new Error(`An error of the wrong shape was received (${kind})`, cause === undefined ? undefined : { cause });
+}
+
+/** Whether `value` has the shape of an error serialized by `serializeError` (name, message, stack, props). */
 export function isSerializedError(value: unknown): value is SerializedError {
-	return typeof value === "object" && value !== null && (value as { __byopError?: unknown }).__byopError === true;
+	if (typeof value !== "object" || value === null) {
+		return false;
+	}
+	const candidate = value as Partial<Record<keyof SerializedError, unknown>>;
+	return (
+		candidate.__byopError === true &&
+		typeof candidate.name === "string" &&
+		typeof candidate.message === "string" &&
+		(candidate.stack === undefined || typeof candidate.stack === "string") &&
+		typeof candidate.props === "object" &&
+		candidate.props !== null &&
+		!Array.isArray(candidate.props)
+	);
 }

@@ -1,6 +1,5 @@
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
-import { readdirSync } from "node:fs";
 import path from "node:path";
 import { describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
@@ -294,7 +293,7 @@ describe("reading a process tree from /proc", () => {
 		const reader = new ProcReader(process.pid);
 		// As for a call that started a process: its descendants count from then on.
 		reader.beginCall();
-		reader.spawned(readdirSync("/proc/self/task").map(Number));
+		reader.spawned();
 		const alone = reader.rssBytes();
 		assert.ok(alone > 0);
 		// A child that holds 150 MB, touched page by page, until it is killed.
@@ -320,13 +319,17 @@ describe("reading a process tree from /proc", () => {
 		// A thread that spins before the call began is not the call's.
 		const spin = (ms: number) => `const end = performance.now() + ${ms}; while (performance.now() < end) {}`;
 		const before = new Worker(`${spin(1500)}`, { eval: true });
+		// Listened for at once: on a busy machine it may end before the call's readings are done.
+		const beforeEnded = new Promise((resolve) => before.once("exit", resolve));
 		await new Promise((resolve) => setTimeout(resolve, 200));
+		// As after a call: the reader lists the threads there now as no call's.
+		reader.baseline();
 		reader.beginCall();
 		assert.ok(reader.callCpuNs() >= 0 && reader.callCpuNs() < 50e6, "nothing is counted yet");
 		// A thread started during the call, spinning 300 ms, then ending: counted after it ended too.
 		const ownCpu = `require("worker_threads").parentPort.postMessage(Number(require("fs").readFileSync("/proc/thread-self/schedstat", "utf8").split(" ")[0]) / 1e6)`;
 		// As a pool process reports it, just before the call starts a thread of its own.
-		reader.spawned(readdirSync("/proc/self/task").map(Number));
+		reader.spawned();
 		const nested = new Worker(`${spin(300)}; ${ownCpu}`, { eval: true });
 		// Read closely while it runs, as the watchdog reads a call that started a thread.
 		const reading = setInterval(() => reader.callCpuNs(), 10);
@@ -340,7 +343,7 @@ describe("reading a process tree from /proc", () => {
 		await new Promise((resolve) => child.once("exit", resolve));
 		const afterChild = reader.callCpuNs() / 1e6;
 		assert.ok(afterChild - afterThread >= 100, `a child's 300 ms of spinning counted as ${afterChild - afterThread} ms`);
-		await new Promise((resolve) => before.once("exit", resolve));
+		await beforeEnded;
 		// The thread that was there before spun about 1.3 s during the call: none of it counts.
 		assert.ok(reader.callCpuNs() / 1e6 - afterChild < 200, `the earlier thread was counted: ${reader.callCpuNs() / 1e6 - afterChild} ms`);
 		reader.close();

@@ -1,13 +1,27 @@
 // The entry of each forked process of a byop process pool: one call at a time, sent over IPC.
 // Limits are enforced by the parent, which kills this process's whole group.
-import { readdirSync } from "node:fs";
 import { Worker } from "node:worker_threads";
-import type { CallPayload, ChildMessage, ParentMessage } from "../src/protocol/messages.ts";
+import type { ChildMessage, ParentMessage, ProcessCallPayload } from "../src/protocol/messages.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
 import { ProcessClock } from "../src/worker/clocks.ts";
 import { RunningCalls } from "../src/worker/context.ts";
 import { type CallSite, runCall } from "../src/worker/run-call.ts";
 import { watchSpawns } from "../src/worker/spawn-watch.ts";
+import { loadersRegistered } from "../src/worker/tsx-hooks.ts";
+
+// What the protocol uses of `process`, taken before any job module loads: a task may replace
+// them (`process.send = ...`), and what it replaces must not reach another call's reply.
+type Send = (message: unknown, handle?: undefined, options?: object, callback?: (error: Error | null) => void) => boolean;
+const ipc = process as unknown as { send: Send | undefined; _send: unknown; emit: unknown };
+const sendOnChannel = ipc.send?.bind(process);
+const original = { send: ipc.send, _send: ipc._send, emit: ipc.emit };
+const exit = process.exit.bind(process);
+const chdir = process.chdir.bind(process);
+const cwd = process.cwd.bind(process);
+const rss = process.memoryUsage.rss;
+const schedule = setTimeout;
+/** The working directory each call starts in. */
+const startDir = cwd();
 
 // The parent names itself: if it died while this process was starting, process.ppid is already
 // another process (init), and comparing against it would never notice.
@@ -38,22 +52,16 @@ let spawnedInCall = false;
 watchSpawns(() => {
 	if (calls.size > 0 && !spawnedInCall) {
 		spawnedInCall = true;
-		send({ type: "spawned", before: threadIds() });
+		send({ type: "spawned" });
 	}
 });
-
-/** The ids of this process's threads. */
-function threadIds(): number[] {
-	try {
-		return readdirSync("/proc/self/task").map(Number);
-	} catch {
-		return [];
-	}
-}
 
 // A TypeScript loader (tsx) the parent runs under: registered when a call first needs it.
 const loaders = (process.env["BYOP_LOADERS"] ?? "").split("\n").filter((loader) => loader !== "");
 delete process.env["BYOP_LOADERS"];
+
+/** Whether the parent was told that the TypeScript loader is registered (see `underLoad`). */
+let announced = false;
 
 /** This process's resident memory once the current call had loaded its job's module, when it loaded one. */
 let loadedRss: number | undefined;
@@ -62,11 +70,19 @@ const site: CallSite = {
 	loaders,
 	clock: new ProcessClock(),
 	loaded: () => {
-		loadedRss = process.memoryUsage.rss();
+		loadedRss = rss();
 	},
+	// The loader is registered before any of the call's code runs: the thread it starts is not
+	// the call's, which the parent learns before the call could send anything itself.
 	underLoad: (load) =>
 		load().then(
-			() => undefined,
+			() => {
+				if (!announced && loadersRegistered()) {
+					announced = true;
+					send({ type: "registered" });
+				}
+				return undefined;
+			},
 			(error: unknown) => ({ ok: false as const, error }),
 		),
 	begin: () => true,
@@ -78,8 +94,29 @@ for (const stream of [process.stdout, process.stderr]) {
 	(stream as unknown as { _handle: { setBlocking(blocking: boolean): void } })._handle.setBlocking(true);
 }
 
-function send(message: ChildMessage): void {
-	process.send?.(message);
+function send(message: ChildMessage, callback?: (error: Error | null) => void): void {
+	sendOnChannel?.(message, undefined, {}, callback);
+}
+
+/**
+ * Puts back what a call replaced of the protocol's tools on `process` (its `send`, the internal
+ * `_send` that `send` goes through, `emit`, which delivers the parent's messages) and tells
+ * whether it had replaced any, or listens to the parent's messages itself: a process a call
+ * tampered with that way is replaced, so that no later call's messages pass through the task's code.
+ */
+function restoreTools(): boolean {
+	let tampered = process.listenerCount("message") !== 1;
+	for (const key of ["send", "_send", "emit"] as const) {
+		if (ipc[key] !== original[key]) {
+			tampered = true;
+			try {
+				Object.defineProperty(process, key, { value: original[key], writable: true, configurable: true, enumerable: false });
+			} catch {
+				// Made unconfigurable: the process is replaced anyway.
+			}
+		}
+	}
+	return tampered;
 }
 
 let dying = false;
@@ -100,16 +137,16 @@ function fatal(error: unknown): void {
 	dying = true;
 	process.exitCode = 70;
 	try {
-		process.send?.({ type: "fatal", error: serializeError(error) } satisfies ChildMessage, () => process.exit(70));
+		send({ type: "fatal", error: serializeError(error) }, () => exit(70));
 	} catch {
-		process.exit(70);
+		exit(70);
 	}
-	setTimeout(() => process.exit(70), 1000).unref();
+	schedule(() => exit(70), 1000).unref();
 }
 
 process.on("uncaughtException", fatal);
 process.on("unhandledRejection", fatal);
-process.on("disconnect", () => process.exit(0));
+process.on("disconnect", () => exit(0));
 
 process.on("message", (message: ParentMessage) => {
 	if (message.type === "abort") {
@@ -119,10 +156,20 @@ process.on("message", (message: ParentMessage) => {
 	void runProcessCall(message.payload);
 });
 
-async function runProcessCall(payload: CallPayload): Promise<void> {
+async function runProcessCall(payload: ProcessCallPayload): Promise<void> {
 	loadedRss = undefined;
 	spawnedInCall = false;
-	const ran = await runCall(payload, site, calls).catch((error: unknown) => ({
+	// The call's token stays here, out of the task's reach: only this reply carries it back.
+	const { token, ...call } = payload;
+	// Each call starts where the process started, wherever the last one went.
+	try {
+		if (cwd() !== startDir) {
+			chdir(startDir);
+		}
+	} catch {
+		// The directory is gone: the call runs where it is.
+	}
+	const ran = await runCall(call, site, calls).catch((error: unknown) => ({
 		result: { ok: false as const, error },
 		wallMs: 0,
 		cpuMs: 0,
@@ -134,15 +181,15 @@ async function runProcessCall(payload: CallPayload): Promise<void> {
 		return;
 	}
 	const { result } = ran;
-	const stats = { wallMs: ran.wallMs, cpuMs: ran.cpuMs, peakMemoryBytes: Math.max(ran.peakMemoryBytes, process.memoryUsage.rss()) };
-	const { leftWork } = ran;
+	const stats = { wallMs: ran.wallMs, cpuMs: ran.cpuMs, peakMemoryBytes: Math.max(ran.peakMemoryBytes, rss()) };
+	const leftWork = restoreTools() || ran.leftWork;
 	const reply = result.ok
-		? { id: payload.id, ok: true as const, value: result.value, stats, leftWork, loadedRss }
-		: { id: payload.id, ok: false as const, error: serializeError(result.error), stats, leftWork, loadedRss };
+		? { id: call.id, token, ok: true as const, value: result.value, stats, leftWork, loadedRss }
+		: { id: call.id, token, ok: false as const, error: serializeError(result.error), stats, leftWork, loadedRss };
 	try {
 		send({ type: "reply", reply });
 	} catch (error) {
-		send({ type: "reply", reply: { id: payload.id, ok: false, error: serializeError(cloneFailure(error)), stats } });
+		send({ type: "reply", reply: { id: call.id, token, ok: false, error: serializeError(cloneFailure(error)), stats, leftWork } });
 	}
 }
 
@@ -154,7 +201,7 @@ function cloneFailure(error: unknown): Error {
 
 // The watcher starts on a thread of its own even while this thread is busy in a task (about
 // 40 ms here): calls are taken at once.
-send({ type: "ready", pid: process.pid });
+send({ type: "ready" });
 watcher.once("error", (error) => {
 	process.stderr.write(`byop: the parent watcher of process ${process.pid} failed: ${error.message}\n`);
 	process.exit(71);

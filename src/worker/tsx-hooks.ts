@@ -1,5 +1,5 @@
 /** Whether a module needs a TypeScript loader. */
-const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/;
+export const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/;
 
 let registered: Promise<void> | undefined;
 let settled = false;
@@ -22,6 +22,11 @@ export function loadersFor(module: string, loaders: readonly string[]): Promise<
 		);
 	}
 	return settled ? undefined : registered;
+}
+
+/** Whether loaders were registered in the calling thread (by `loadersFor`). */
+export function loadersRegistered(): boolean {
+	return settled;
 }
 
 /** Registers the loaders in the calling thread (a worker thread, or a pool process). */

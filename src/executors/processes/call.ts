@@ -79,6 +79,7 @@ export class ProcessCall implements CallAdapter {
 
 	release(killed: boolean): void {
 		this.#proc.onSpawned = undefined;
+		this.#proc.released();
 		// A worker thread the call started and left running is work left behind too.
 		if (this.#proc.reader?.callThreadsAlive === true) {
 			this.#leftWork = true;

@@ -1,13 +1,15 @@
 import { type ChildProcess, fork } from "node:child_process";
+import { randomUUID } from "node:crypto";
 import type { Socket } from "node:net";
 import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
-import { WorkerCrashedError } from "../../errors.ts";
+import { WorkerCrashedError, WorkerProtocolError } from "../../errors.ts";
 import { HEAP_FLAG } from "../../limits/placement.ts";
 import { descendants, killAll } from "../../procfs.ts";
 import { ProcReader } from "./proc-reader.ts";
-import type { CallPayload, CallReply, ChildMessage, ParentMessage } from "../../protocol/messages.ts";
+import { type CallPayload, type CallReply, type ChildMessage, childMessageProblem, type ParentMessage } from "../../protocol/messages.ts";
 import { deserializeError, serializeError } from "../../serialize.ts";
+import { TYPESCRIPT_MODULE } from "../../worker/tsx-hooks.ts";
 import { splitLoaders } from "../loader-flags.ts";
 
 const extension = import.meta.url.endsWith(".ts") ? ".ts" : ".js";
@@ -46,14 +48,27 @@ export class PoolProcess {
 	#retiring = false;
 	/** Called when the process asks to be retired. */
 	onRetire: (() => void) | undefined;
-	/** Called when the running call started a worker thread or a process, with the process's threads just before. */
-	onSpawned: ((before: readonly number[]) => void) | undefined;
+	/** Called when the running call started a worker thread or a process, as it said or as its readings showed. */
+	onSpawned: (() => void) | undefined;
 	#waiting: ((ended: Ended) => void) | undefined;
+	/** The call sent and not yet answered: the only one a reply is taken for, once. */
+	#inFlight: { readonly id: number; readonly token: string } | undefined;
+	/** Set once the process is killed: what it still sends is not read. */
+	#killed = false;
+	#rejectReady: ((error: Error) => void) | undefined;
+	/**
+	 * Whether the process starts without the TypeScript loader, registering it for its first call
+	 * of a TypeScript module; cleared once that call was sent.
+	 */
+	#loaderPending: boolean;
+	/** Set while the call in flight is the one that registers the loader, until it said it had. */
+	#registering = false;
 	#exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
 
 	constructor(heapCapMb: number) {
 		this.heapCapMb = heapCapMb;
 		const flags = childFlags();
+		this.#loaderPending = flags.loaders.length > 0;
 		const execArgv = flags.rest.filter((flag) => !HEAP_FLAG.test(flag));
 		if (heapCapMb > 0) {
 			execArgv.push(`--max-old-space-size=${heapCapMb}`);
@@ -78,28 +93,20 @@ export class PoolProcess {
 				this.kill();
 			}, START_TIMEOUT_MS);
 			timer.unref();
-			this.child.on("message", (message: ChildMessage) => {
-				if (message.type === "ready") {
-					clearTimeout(timer);
-					this.#started = true;
-					this.#reader = new ProcReader(message.pid);
-					this.#baseRss = this.#reader.rssBytes();
-					resolve();
-				} else if (message.type === "reply") {
-					if (message.reply.loadedRss !== undefined) {
-						// What the process holds once it has loaded a job's module is its own from then on.
-						this.#baseRss = Math.max(this.#baseRss, message.reply.loadedRss);
-					}
-					this.#settle({ kind: "reply", reply: message.reply });
-				} else if (message.type === "spawned") {
-					this.#reader?.spawned(Array.isArray(message.before) ? message.before.filter(Number.isInteger) : []);
-					this.onSpawned?.(message.before);
-				} else if (message.type === "retire") {
-					this.#retiring = true;
-					this.onRetire?.();
-				} else {
-					this.#fatal = deserializeError(message.error);
+			this.#rejectReady = reject;
+			this.child.on("message", (message: unknown) => {
+				if (this.#killed) {
+					return;
 				}
+				const problem = childMessageProblem(message);
+				if (problem !== undefined) {
+					this.#violation(`sent a message that ${problem}`);
+					return;
+				}
+				this.#receive(message as ChildMessage, () => {
+					clearTimeout(timer);
+					resolve();
+				});
 			});
 			this.child.on("error", (error) => {
 				clearTimeout(timer);
@@ -116,6 +123,7 @@ export class PoolProcess {
 						? new WorkerCrashedError(`The process running the task ended with ${how}`, { exitCode: code, signal })
 						: new WorkerCrashedError(`The process running the task failed outside the task: ${this.#fatal.message}`, { exitCode: code, signal }, { cause: this.#fatal });
 				reject(new WorkerCrashedError(`The process failed to start (${how})`, { exitCode: code, signal }));
+				this.#inFlight = undefined;
 				this.#settle({ kind: "exit", error, code, signal });
 			});
 		});
@@ -123,8 +131,9 @@ export class PoolProcess {
 		this.idle();
 	}
 
+	/** Whether it runs and has not been killed. */
 	get alive(): boolean {
-		return this.#alive;
+		return this.#alive && !this.#killed;
 	}
 
 	/** Whether it ever started (said it was ready) and was given a call. */
@@ -151,11 +160,90 @@ export class PoolProcess {
 	 * against the next call's memory limit.
 	 */
 	reusable(growthBytes = REUSE_GROWTH_BYTES): boolean {
-		if (!this.#alive || this.#retiring || this.#reader === undefined) {
+		if (!this.alive || this.#retiring || this.#reader === undefined) {
 			return false;
 		}
 		const rss = this.#reader.rssBytes();
 		return rss < 0 || rss - this.#baseRss < growthBytes;
+	}
+
+	/**
+	 * Acts on a message of the protocol's shape from the process, which the task may have sent:
+	 * each is taken only when the process may send it now (`ready` once, a reply for the call in
+	 * flight only, once); anything else is a violation.
+	 */
+	#receive(message: ChildMessage, started: () => void): void {
+		switch (message.type) {
+			case "ready": {
+				if (this.#started) {
+					this.#violation("said it was ready again");
+					return;
+				}
+				this.#started = true;
+				// The process this one forked, whatever the message says.
+				this.#reader = new ProcReader(this.pid);
+				this.#reader.onSpawned = () => this.onSpawned?.();
+				this.#baseRss = this.#reader.rssBytes();
+				started();
+				return;
+			}
+			case "reply": {
+				const { reply } = message;
+				const inFlight = this.#inFlight;
+				if (inFlight === undefined) {
+					this.#violation("sent a reply while it had no call");
+					return;
+				}
+				if (reply.id !== inFlight.id || reply.token !== inFlight.token) {
+					this.#violation("sent a reply that is not for its call");
+					return;
+				}
+				this.#inFlight = undefined;
+				this.#registering = false;
+				if (reply.loadedRss !== undefined) {
+					// What the process holds once it has loaded a job's module is its own from then on.
+					this.#baseRss = Math.max(this.#baseRss, reply.loadedRss);
+				}
+				this.#settle({ kind: "reply", reply });
+				return;
+			}
+			case "spawned":
+				// Harmless whoever sent it: the call's use is read closely from now on.
+				if (this.#inFlight !== undefined && this.#reader?.spawned() === true) {
+					this.onSpawned?.();
+				}
+				return;
+			case "retire":
+				this.#retiring = true;
+				this.onRetire?.();
+				return;
+			case "fatal":
+				this.#fatal = deserializeError(message.error);
+				return;
+			case "registered":
+				if (!this.#registering || this.#inFlight === undefined) {
+					this.#violation("said it registered a loader it had not been asked to");
+					return;
+				}
+				this.#registering = false;
+				this.#reader?.baseline();
+				return;
+		}
+	}
+
+	/**
+	 * The process broke the protocol (`what` it did, after "The process running the task"): it is
+	 * killed with its group and replaced, and the call in flight, if any, ends with a
+	 * `WorkerProtocolError`.
+	 */
+	#violation(what: string): void {
+		const error = new WorkerProtocolError(`The process running the task ${what}`);
+		this.#retiring = true;
+		this.#inFlight = undefined;
+		this.#rejectReady?.(error);
+		this.#settle({ kind: "exit", error, code: null, signal: "SIGKILL" });
+		this.kill();
+		this.onRetire?.();
 	}
 
 	#settle(ended: Ended): void {
@@ -164,22 +252,39 @@ export class PoolProcess {
 		waiting?.(ended);
 	}
 
-	/** Sends a call and resolves with its reply, or with how the process ended. */
+	/**
+	 * Sends a call and resolves with its reply, or with how the process ended. The call goes with
+	 * a token of its own, which its reply must carry back.
+	 */
 	run(payload: CallPayload): Promise<Ended> {
 		this.#served = true;
 		this.busy();
 		return new Promise<Ended>((resolve) => {
-			if (!this.#alive) {
+			if (!this.alive) {
 				const { code = null, signal = null } = this.#exit ?? {};
 				resolve({ kind: "exit", error: new WorkerCrashedError("The process ended before the call was sent", { exitCode: code, signal }), code, signal });
 				return;
 			}
+			const token = randomUUID();
+			this.#inFlight = { id: payload.id, token };
+			// Only the first call of a TypeScript module registers the loader, which the process
+			// says before the call's own code runs (see `registered`).
+			this.#registering = this.#loaderPending && TYPESCRIPT_MODULE.test(payload.ref.module);
+			if (this.#registering) {
+				this.#loaderPending = false;
+			}
 			this.#waiting = resolve;
-			this.send({ type: "call", payload }).catch((error: unknown) => {
+			this.send({ type: "call", payload: { ...payload, token } }).catch((error: unknown) => {
 				this.#waiting = undefined;
-				resolve({ kind: "reply", reply: { id: payload.id, ok: false, error: serializeError(cloneError(error)), stats: { wallMs: 0, cpuMs: 0, peakMemoryBytes: 0 } } });
+				this.#inFlight = undefined;
+				resolve({ kind: "reply", reply: { id: payload.id, token, ok: false, error: serializeError(cloneError(error)), stats: { wallMs: 0, cpuMs: 0, peakMemoryBytes: 0 } } });
 			});
 		});
+	}
+
+	/** The call is over and the process goes back to the pool: it lists its threads again, soon, as those the next call does not own. */
+	released(): void {
+		this.#reader?.rebaseline();
 	}
 
 	send(message: ParentMessage): Promise<void> {
@@ -201,6 +306,8 @@ export class PoolProcess {
 		if (!this.#alive || this.child.pid === undefined) {
 			return;
 		}
+		this.#killed = true;
+		this.#inFlight = undefined;
 		const tree = descendants(this.child.pid);
 		try {
 			process.kill(-this.child.pid, "SIGKILL");

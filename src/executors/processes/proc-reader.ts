@@ -9,16 +9,29 @@ const TREE_REUSE_MS = 1;
  * main thread, of the threads the call starts and of the processes it starts, and the resident
  * memory of the process and its descendants. Descriptors stay open from reading to reading, so
  * a reading is a few `pread`s and one listing of the process's threads.
+ *
+ * Nothing the process says is taken for what it is: which threads were there before a call (its
+ * background) is this reader's own listing, taken when the process starts and after each call,
+ * and a call that starts threads or processes without saying so is noticed all the same: its
+ * process has more threads than its background, or its main thread has children.
  */
 export class ProcReader {
 	readonly pid: number;
 	#stat: number;
 	#statm: number;
+	/** The main thread's `children` file: the processes it started. */
+	#mainChildren: number;
+	/** How many threads the process had when its background was listed. */
+	#baseThreads = 0;
+	/** Set when the background must be listed again before the next call (see `rebaseline`). */
+	#stale = false;
+	/** Called when a reading finds that the call started threads or processes it did not announce. */
+	onSpawned: (() => void) | undefined;
 	/** Each thread of the process, by thread id: its `schedstat` and `children` files, kept open. */
 	readonly #tasks = new Map<number, { readonly schedstat: number; readonly children: number }>();
 	/** Whether the call started threads or processes (then they, and the tree, are read too). */
 	#spawned = false;
-	/** The threads that were there before the call started its own (V8's helpers, the parent watcher). */
+	/** The threads that were there before the call (V8's helpers, the parent watcher), as this reader listed them. */
 	readonly #background = new Set<number>();
 	/** Each counted thread's last reading; what counted threads that ended had used. */
 	readonly #last = new Map<number, number>();
@@ -38,12 +51,51 @@ export class ProcReader {
 		this.pid = pid;
 		this.#stat = tryOpen(`/proc/${pid}/stat`);
 		this.#statm = tryOpen(`/proc/${pid}/statm`);
+		this.#mainChildren = tryOpen(`/proc/${pid}/task/${pid}/children`);
+		this.baseline();
+	}
+
+	/**
+	 * Lists the process's threads now as its background: those no call owns. During a call (once
+	 * its process registered a loader, before the call's own code ran) a thread already counted
+	 * for the call stops counting.
+	 */
+	baseline(): void {
+		this.#stale = false;
+		this.#tidsAt = Number.NEGATIVE_INFINITY;
+		const tids = this.#refresh();
+		this.#background.clear();
+		for (const tid of tids) {
+			if (tid !== this.pid) {
+				this.#background.add(tid);
+				this.#last.delete(tid);
+			}
+		}
+		this.#baseThreads = tids.length;
+	}
+
+	/**
+	 * A call is over and the process takes the next: its background is listed again once the
+	 * event loop is free (off the path of the call's result), or when the next call begins,
+	 * whichever comes first.
+	 */
+	rebaseline(): void {
+		if (!this.#stale) {
+			this.#stale = true;
+			setImmediate(() => {
+				if (this.#stale && this.#stat >= 0) {
+					this.baseline();
+				}
+			});
+		}
 	}
 
 	/** Starts counting a call's CPU time from now (see `callCpuNs`). */
 	beginCall(): void {
+		if (this.#stale) {
+			this.baseline();
+		}
 		this.#spawned = false;
-		this.#background.clear();
 		this.#last.clear();
 		this.#ended = 0;
 		this.#total = 0;
@@ -53,20 +105,17 @@ export class ProcReader {
 	}
 
 	/**
-	 * The call started a thread or a process; `before` are the process's threads just before it
-	 * did. From now on the threads not in `before`, and the processes it started, count too.
+	 * The call started a thread or a process (or said it would): from now on the threads not in
+	 * the background, and the processes it started, count too. Returns whether this is news.
 	 */
-	spawned(before: readonly number[]): void {
-		if (!this.#spawned) {
-			this.#spawned = true;
-			for (const tid of before) {
-				if (tid !== this.pid) {
-					this.#background.add(tid);
-				}
-			}
-			this.#treeAt = Number.NEGATIVE_INFINITY;
-			this.#descendantBase = new Map(this.descendants().map((pid) => [pid, processCpuNs(pid)]));
+	spawned(): boolean {
+		if (this.#spawned) {
+			return false;
 		}
+		this.#spawned = true;
+		this.#treeAt = Number.NEGATIVE_INFINITY;
+		this.#descendantBase = new Map(this.descendants().map((pid) => [pid, processCpuNs(pid)]));
+		return true;
 	}
 
 	/**
@@ -74,14 +123,24 @@ export class ProcReader {
 	 * thread, of the children it waited for, and, once it started threads or processes (see
 	 * `spawned`), of those threads (those that ended count with what they had used when last read)
 	 * and of its live descendant processes. V8's helper threads, there before the call, are not
-	 * counted. -1 when the process cannot be read.
+	 * counted. A call that started threads or processes without saying so is noticed here, from
+	 * the process's thread count and its main thread's children (then `onSpawned` is called,
+	 * after this reading). -1 when the process cannot be read.
 	 */
 	callCpuNs(): number {
 		const main = this.#threadNs(this.pid);
 		if (main < 0) {
 			return -1;
 		}
-		let total = main - this.#mainBase + Math.max(0, readStatCpu(this.#stat).children - this.#reapedBase);
+		const stat = readStatCpu(this.#stat);
+		let total = main - this.#mainBase + Math.max(0, stat.children - this.#reapedBase);
+		if (!this.#spawned && (stat.threads > this.#baseThreads || readPids(this.#mainChildren).length > 0) && this.spawned()) {
+			// Told after this reading, so that the check that made it reads closely from now on.
+			const notify = this.onSpawned;
+			if (notify !== undefined) {
+				queueMicrotask(notify);
+			}
+		}
 		if (this.#spawned) {
 			const alive = this.#refresh();
 			for (const tid of alive) {
@@ -189,11 +248,13 @@ export class ProcReader {
 	}
 
 	close(): void {
-		for (const fd of [this.#stat, this.#statm, ...[...this.#tasks.values()].flatMap((files) => [files.schedstat, files.children])]) {
+		for (const fd of [this.#stat, this.#statm, this.#mainChildren, ...[...this.#tasks.values()].flatMap((files) => [files.schedstat, files.children])]) {
 			closeQuietly(fd);
 		}
 		this.#tasks.clear();
 		this.#stat = -1;
 		this.#statm = -1;
+		this.#mainChildren = -1;
+		this.#stale = false;
 	}
 }
