@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { BroadcastChannel } from "node:worker_threads";
 import { capsHeap } from "../../limits/placement.ts";
 import type { Watchers } from "../../limits/monitor.ts";
@@ -11,7 +12,8 @@ import { ThreadCall } from "./call.ts";
 import { type Pool, ThreadPools } from "./pools.ts";
 import { MainSlots } from "./slots.ts";
 
-let channels = 0;
+/** How often the calls in flight are checked for an answer that was posted and never arrived (see `ThreadCall.checkAnswer`). */
+const ANSWER_CHECK_MS = 250;
 
 /** A module that needs the TypeScript loader hooks. */
 const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/;
@@ -26,7 +28,14 @@ export class ThreadExecutor implements Executor {
 	readonly #pools: ThreadPools;
 	readonly #slots: MainSlots;
 	readonly #freeSlots: number[];
-	readonly #channelName = `byop-threads-${process.pid}-${++channels}`;
+	/** Random: a task cannot guess it to post stop notices to other calls. */
+	readonly #channelName = `byop-threads-${randomBytes(16).toString("hex")}`;
+	/** Sent with every call: a task that calls its thread's entry itself has not got it. */
+	readonly #key = randomBytes(16).toString("hex");
+	/** The calls sent to threads and not yet answered. */
+	readonly #inFlight = new Set<ThreadCall>();
+	/** Checks the calls in flight; it stops itself once none is left. */
+	#answerCheck: NodeJS.Timeout | undefined;
 	#channel: BroadcastChannel | undefined;
 	/** Counts the calls given a slot: each call's records carry its number. */
 	#generation = 0;
@@ -43,7 +52,7 @@ export class ThreadExecutor implements Executor {
 		this.#watchers = watchers;
 		const buffer = createSlots(maxWorkers);
 		this.#slots = new MainSlots(buffer);
-		this.#pools = new ThreadPools(maxWorkers, { slots: buffer, channel: this.#channelName, loaders: threadLoaders() });
+		this.#pools = new ThreadPools(maxWorkers, { slots: buffer, channel: this.#channelName, key: this.#key, loaders: threadLoaders() });
 		this.#freeSlots = Array.from({ length: maxWorkers }, (_, i) => maxWorkers - 1 - i);
 		exposeForTests(this, { threads: () => this.#pools.counts() });
 	}
@@ -68,13 +77,27 @@ export class ThreadExecutor implements Executor {
 		const limits = execution.call.limits;
 		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
 		const watchOffHeap = capBytes > 0 && limits?.memoryKind === "auto" && limits.escalate;
-		const call = new ThreadCall(execution.call, { pool: this.#pools.get(capBytes), slots: this.#slots, slot, generation, capBytes, watchOffHeap, post: this.#post, rewarm: this.#rewarm });
+		const call = new ThreadCall(execution.call, { pool: this.#pools.get(capBytes), slots: this.#slots, slot, generation, key: this.#key, capBytes, watchOffHeap, post: this.#post, rewarm: this.#rewarm });
+		this.#inFlight.add(call);
+		this.#answerCheck ??= setInterval(this.#checkAnswers, ANSWER_CHECK_MS).unref();
 		try {
 			return await runCall(execution, call, this.#watchers);
 		} finally {
+			this.#inFlight.delete(call);
 			this.#freeSlots.push(slot);
 		}
 	}
+
+	readonly #checkAnswers = (): void => {
+		if (this.#inFlight.size === 0) {
+			clearInterval(this.#answerCheck);
+			this.#answerCheck = undefined;
+			return;
+		}
+		for (const call of this.#inFlight) {
+			call.checkAnswer();
+		}
+	};
 
 	#openChannel(): BroadcastChannel {
 		const channel = new BroadcastChannel(this.#channelName);
@@ -83,6 +106,8 @@ export class ThreadExecutor implements Executor {
 	}
 
 	async close(): Promise<void> {
+		clearInterval(this.#answerCheck);
+		this.#answerCheck = undefined;
 		this.#channel?.close();
 		this.#channel = undefined;
 		await this.#pools.close();
