@@ -1,4 +1,8 @@
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from "node:fs";
+import * as fs from "node:fs";
+
+// Taken as the module loads: a task in a worker thread that replaces these (and syncs the ES
+// module bindings) does not reach what the worker reads its CPU time with.
+const { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } = fs;
 
 /**
  * Readers of Linux's `/proc`: a thread's CPU time (`schedstat`), a process's resident memory

@@ -5,6 +5,7 @@ import { BroadcastChannel, threadId, workerData } from "node:worker_threads";
 import { currentTid } from "../src/procfs.ts";
 import type { AbortMessage, ThreadCallPayload, ThreadWorkerData } from "../src/protocol/messages.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
+import { nextTick } from "../src/worker/builtins.ts";
 import { ThreadClock } from "../src/worker/clocks.ts";
 import { collectGarbage } from "../src/worker/collect-garbage.ts";
 import { countSharedBuffers } from "../src/worker/heap-sampler.ts";
@@ -15,7 +16,15 @@ import { SlotWriter } from "../src/worker/slot-writer.ts";
 import { watchSpawns } from "../src/worker/spawn-watch.ts";
 
 const data = workerData as ThreadWorkerData;
-const slots = new SlotWriter(data.slots);
+// The call slots, the abort channel and the pool's key are taken here, before any job's module
+// loads, and removed from the worker's data, which every module of the thread can read
+// (`require("node:worker_threads").workerData`, its ES module binding, piscina's copy: all one
+// object): a task that could write to the slots could stop its limits, and other calls'.
+const { slots: buffer, channel: channelName, key } = data;
+for (const field of ["slots", "channel", "key"] as const) {
+	delete (data as Partial<ThreadWorkerData>)[field];
+}
+const slots = new SlotWriter(buffer);
 const tid = currentTid();
 const clock = new ThreadClock();
 const calls = new RunningCalls();
@@ -84,7 +93,7 @@ const site: CallSite = {
 // count; a limited call's child processes still running at its end end with it.
 watchSpawns(markSpawned);
 
-const channel = new BroadcastChannel(data.channel);
+const channel = new BroadcastChannel(channelName);
 channel.unref();
 channel.onmessage = (event) => {
 	const message = (event as unknown as { data: AbortMessage }).data;
@@ -98,6 +107,10 @@ channel.onmessage = (event) => {
  */
 export default async function runThreadCall(payload: ThreadCallPayload): Promise<unknown> {
 	const { slot, generation } = payload;
+	// This module's export can be called by a task that imports it; only piscina has the key.
+	if (payload.key !== key) {
+		throw new Error("Not a call of this pool");
+	}
 	if (slot < 0) {
 		// A warm-up: the thread has started; it registers the loader hooks its pool's calls need.
 		await loadersFor(payload.ref.module, data.loaders);
@@ -117,7 +130,7 @@ export default async function runThreadCall(payload: ThreadCallPayload): Promise
 	}
 	const { result } = ran;
 	const answer = result.ok ? result.value : serializeError(result.error);
-	slots.finish(slot, generation, result.ok, ran.wallMs, ran.cpuMs, ran.peakMemoryBytes, ran.leftWork);
+	const ended = slots.finish(slot, generation, result.ok, ran.wallMs, ran.cpuMs, ran.peakMemoryBytes, ran.leftWork);
 	collectFirst = data.cap !== undefined && ran.externalGrowth > COLLECT_AFTER_BYTES;
 	// What the call printed reaches the main thread before its answer: a thread ended after the
 	// call (a limit, the end of the run) would lose output still buffered here.
@@ -127,6 +140,10 @@ export default async function runThreadCall(payload: ThreadCallPayload): Promise
 	if (process.stderr.writableLength > 0) {
 		await drained(process.stderr);
 	}
+	// Runs once piscina, to which the answer is returned, has posted it (in the same run of
+	// microtasks): the main thread knows from then on that an answer it has not received was lost
+	// (one it could not read, such as a value nested too deeply for its stack).
+	nextTick(() => slots.posted(slot, ended));
 	return answer;
 }
 

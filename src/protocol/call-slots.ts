@@ -44,7 +44,10 @@ export const FLOAT = {
 	wallMs: 5,
 	/** The call's CPU time, in milliseconds, written at its end. */
 	cpuMs: 6,
-	/** When the call started, in ms since the epoch (`performance.timeOrigin + performance.now()`). */
+	/**
+	 * When the call started, in ms of the process's monotonic clock (`process.hrtime`), the same
+	 * in every thread: each thread's `performance.now()` counts from its own start.
+	 */
 	startedAt: 7,
 	/** The Node thread id (`worker_threads.threadId`) of the thread running the call. */
 	threadId: 8,
@@ -63,10 +66,13 @@ export const STARTED = {
 /**
  * How a call in a slot ended, as its worker recorded it: `leftWork` is a flag added to `ok` or
  * `thrown`; `refused` means the thread did not run the call, since its heap cap was lifted.
+ * `posted` is added once the call's answer has been posted to the main thread.
  */
-export const ENDED = { none: 0, ok: 1, thrown: 2, leftWork: 4, refused: 8 } as const;
+export const ENDED = { none: 0, ok: 1, thrown: 2, leftWork: 4, refused: 8, posted: 16 } as const;
 
 const INTS = SLOT_BYTES / 4;
+// Taken as the module loads, before any task's module: a task cannot replace it for the worker.
+const { load } = Atomics;
 const FLOATS = SLOT_BYTES / 8;
 
 /** Allocates shared call slots, `count` of them. */
@@ -99,6 +105,6 @@ export class SlotView {
 
 	/** Whether call `generation` is running in `slot` (its worker has marked its start). */
 	running(slot: number, generation: number): boolean {
-		return Atomics.load(this.ints, this.int(slot, INT.state)) === -generation;
+		return load(this.ints, this.int(slot, INT.state)) === -generation;
 	}
 }

@@ -22,6 +22,8 @@ export interface ThreadCallPayload extends CallPayload {
 	readonly slot: number;
 	/** Which use of the slot this call is. */
 	readonly generation: number;
+	/** The pool's key (see `ThreadWorkerData`): a call without it is not run. */
+	readonly key: string;
 }
 
 /** What a worker measured of one call. */
@@ -55,9 +57,15 @@ export interface AbortMessage {
 
 /** The data each worker thread starts with. */
 export interface ThreadWorkerData {
+	/**
+	 * The call slots (see `call-slots.ts`). Each thread takes them, the channel and the key as it
+	 * starts, and removes them from its worker data: no task can reach them.
+	 */
 	readonly slots: SharedArrayBuffer;
-	/** The broadcast channel that carries `AbortMessage`s. */
+	/** The broadcast channel that carries `AbortMessage`s: a random name, which no task can guess. */
 	readonly channel: string;
+	/** A random key that every call sent to a thread carries: a task that calls the thread's entry itself has not got it. */
+	readonly key: string;
 	/** Loader hooks to register before the first TypeScript call (see `tsx-hooks.ts`). */
 	readonly loaders: readonly string[];
 	/**

@@ -1,5 +1,5 @@
-import { closeSync } from "node:fs";
-import { openOwnSchedstat, readSchedstat } from "../procfs.ts";
+import { closeQuietly, openOwnSchedstat, readSchedstat } from "../procfs.ts";
+import { cpuUsage, min, now, threadCpuUsage } from "./builtins.ts";
 
 /** Measures the CPU time of the calls that run where it is. */
 export interface Clock {
@@ -34,7 +34,7 @@ export class ThreadClock implements Clock {
 	#lastAt = Number.NEGATIVE_INFINITY;
 
 	start(): number {
-		if (this.#last >= 0 && performance.now() - this.#lastAt <= START_REUSE_MS) {
+		if (this.#last >= 0 && now() - this.#lastAt <= START_REUSE_MS) {
 			return this.#last;
 		}
 		return this.read();
@@ -46,7 +46,7 @@ export class ThreadClock implements Clock {
 		}
 		const spent = cpuMs(startNs, this.read());
 		// A reused start may hold up to START_REUSE_MS from before the call; no more can be its own.
-		return spent < 0 ? spent : Math.min(spent, wallMs + START_REUSE_MS);
+		return spent < 0 ? spent : min(spent, wallMs + START_REUSE_MS);
 	}
 
 	/** The CPU time now, in nanoseconds; -1 where it cannot be read. */
@@ -56,19 +56,17 @@ export class ThreadClock implements Clock {
 		}
 		let ns = this.#fd >= 0 ? readSchedstat(this.#fd) : -1;
 		if (ns < 0) {
-			const usage = (process as { threadCpuUsage?: () => NodeJS.CpuUsage }).threadCpuUsage?.();
+			const usage = threadCpuUsage?.();
 			ns = usage === undefined ? -1 : (usage.user + usage.system) * 1000;
 		}
 		this.#last = ns;
-		this.#lastAt = performance.now();
+		this.#lastAt = now();
 		return ns;
 	}
 
 	/** Closes the descriptor it reads through. */
 	close(): void {
-		if (this.#fd >= 0) {
-			closeSync(this.#fd);
-		}
+		closeQuietly(this.#fd);
 		this.#fd = -2;
 		this.#last = -1;
 	}
@@ -77,7 +75,7 @@ export class ThreadClock implements Clock {
 /** The CPU time of the whole process (all its threads): what a call in a pool process used. */
 export class ProcessClock implements Clock {
 	start(): number {
-		const { user, system } = process.cpuUsage();
+		const { user, system } = cpuUsage();
 		return (user + system) * 1000;
 	}
 

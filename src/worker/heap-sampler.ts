@@ -1,4 +1,4 @@
-import { getHeapStatistics } from "node:v8";
+import { construct, getHeapStatistics, max, timers } from "./builtins.ts";
 
 /** Measures the peak heap of a call: at start, at end, and every 25 ms while it awaits. */
 export class HeapSampler {
@@ -23,7 +23,7 @@ export class HeapSampler {
 	}
 
 	watch(): void {
-		this.#timer ??= setInterval(() => this.sample(), 25).unref();
+		this.#timer ??= timers.setInterval(() => this.sample(), 25).unref();
 	}
 
 	sample(): number {
@@ -32,14 +32,14 @@ export class HeapSampler {
 		if (this.#externalAtStart < 0) {
 			this.#externalAtStart = external;
 		}
-		this.#peak = Math.max(this.#peak, stats.used_heap_size + external);
-		this.#externalGrowth = Math.max(this.#externalGrowth, external - this.#externalAtStart);
+		this.#peak = max(this.#peak, stats.used_heap_size + external);
+		this.#externalGrowth = max(this.#externalGrowth, external - this.#externalAtStart);
 		this.#report?.(this.#peak, this.#externalGrowth);
 		return this.#peak;
 	}
 
 	stop(): number {
-		clearInterval(this.#timer);
+		timers.clearInterval(this.#timer);
 		return this.sample();
 	}
 
@@ -60,7 +60,7 @@ export function countSharedBuffers(): () => number {
 	const native = globalThis.SharedArrayBuffer;
 	globalThis.SharedArrayBuffer = new Proxy(native, {
 		construct(target, args: [number, ...unknown[]], newTarget) {
-			const buffer = Reflect.construct(target, args, newTarget) as SharedArrayBuffer;
+			const buffer = construct(target, args, newTarget) as SharedArrayBuffer;
 			sharedBytes += buffer.byteLength;
 			return buffer;
 		},

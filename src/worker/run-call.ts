@@ -1,6 +1,7 @@
 // Abort reasons that are limit errors keep their class in the task's signal.
 import "../limits/errors.ts";
 import type { CallPayload } from "../protocol/messages.ts";
+import { activeResources, now } from "./builtins.ts";
 import type { Clock } from "./clocks.ts";
 import type { RunningCalls } from "./context.ts";
 import { HeapSampler } from "./heap-sampler.ts";
@@ -73,7 +74,7 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
 	if (!site.begin(startCpu)) {
 		return undefined;
 	}
-	const started = performance.now();
+	const started = now();
 	// Registered before the load, so that a stop's notice during the load reaches the call.
 	const context = calls.add(payload.id);
 	// From the start, so that what the job's module allocates as it loads counts as the call's.
@@ -94,7 +95,7 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
 		const resources = activeWork();
 		const workers = workersAlive();
 		const result = failedLoad ?? (await invoke(payload.ref, payload.args, context, sampler));
-		const wallMs = performance.now() - started;
+		const wallMs = now() - started;
 		const cpuMs = site.clock.spent(startCpu, wallMs);
 		const peakMemoryBytes = sampler.stop();
 		// A worker thread it started and left running is work left behind too.
@@ -111,7 +112,7 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
  */
 function activeWork(): number {
 	let count = 0;
-	for (const resource of process.getActiveResourcesInfo()) {
+	for (const resource of activeResources()) {
 		if (resource !== "MessagePort") {
 			count++;
 		}

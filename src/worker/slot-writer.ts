@@ -1,4 +1,7 @@
 import { ENDED, FLOAT, INT, SlotView } from "../protocol/call-slots.ts";
+import { atomics, monotonicMs } from "./builtins.ts";
+
+const { load, store, compareExchange, notify } = atomics;
 
 /** The worker thread's half of the call slots (see `protocol/call-slots.ts`). */
 export class SlotWriter extends SlotView {
@@ -9,14 +12,14 @@ export class SlotWriter extends SlotView {
 	 */
 	markStarted(slot: number, generation: number, tid: number, cpuNs: number, threadId = 0): boolean {
 		const state = this.int(slot, INT.state);
-		if (Atomics.compareExchange(this.ints, state, generation, 0) !== generation) {
+		if (compareExchange(this.ints, state, generation, 0) !== generation) {
 			return false;
 		}
 		this.ints[this.int(slot, INT.tid)] = tid;
 		this.setFloat(slot, FLOAT.cpuBase, cpuNs);
 		this.setFloat(slot, FLOAT.threadId, threadId);
-		this.setFloat(slot, FLOAT.startedAt, performance.timeOrigin + performance.now());
-		return Atomics.compareExchange(this.ints, state, 0, -generation) === 0;
+		this.setFloat(slot, FLOAT.startedAt, monotonicMs());
+		return compareExchange(this.ints, state, 0, -generation) === 0;
 	}
 
 	/** Call `generation` started a thread or process beside itself: `flag` is one of `STARTED`. */
@@ -28,19 +31,19 @@ export class SlotWriter extends SlotView {
 
 	/** Call `generation` does not run in this thread: its heap cap was lifted. */
 	refuse(slot: number, generation: number): void {
-		if (Atomics.load(this.ints, this.int(slot, INT.state)) === generation) {
-			Atomics.store(this.ints, this.int(slot, INT.ended), ENDED.refused);
+		if (load(this.ints, this.int(slot, INT.state)) === generation) {
+			store(this.ints, this.int(slot, INT.ended), ENDED.refused);
 		}
 	}
 
 	/** Call `generation` is about to load modules. Returns `false` when the slot has moved on: the call must not run. */
 	beginLoad(slot: number, generation: number): boolean {
-		const state = Atomics.load(this.ints, this.int(slot, INT.state));
+		const state = load(this.ints, this.int(slot, INT.state));
 		if (state !== generation && state !== -generation) {
 			return false;
 		}
 		// Minus the generation here means the main thread has already asked for the call to stop.
-		return Atomics.compareExchange(this.ints, this.int(slot, INT.load), 0, generation) === 0;
+		return compareExchange(this.ints, this.int(slot, INT.load), 0, generation) === 0;
 	}
 
 	/**
@@ -49,11 +52,11 @@ export class SlotWriter extends SlotView {
 	 */
 	endLoad(slot: number, generation: number): boolean {
 		const word = this.int(slot, INT.load);
-		if (Atomics.compareExchange(this.ints, word, generation, 0) === generation) {
+		if (compareExchange(this.ints, word, generation, 0) === generation) {
 			return true;
 		}
-		if (Atomics.compareExchange(this.ints, word, -generation, 0) === -generation) {
-			Atomics.notify(this.ints, word);
+		if (compareExchange(this.ints, word, -generation, 0) === -generation) {
+			notify(this.ints, word);
 		}
 		return false;
 	}
@@ -68,15 +71,29 @@ export class SlotWriter extends SlotView {
 
 	/**
 	 * Records how call `generation` ended and what it used, before its answer (the value or the
-	 * error) is posted; `leftWork` when it left work running in the thread.
+	 * error) is posted; `leftWork` when it left work running in the thread. Returns the ended word
+	 * it recorded (0 when the slot has moved on), for `posted`.
 	 */
-	finish(slot: number, generation: number, ok: boolean, wallMs: number, cpuMs: number, peak: number, leftWork = false): void {
+	finish(slot: number, generation: number, ok: boolean, wallMs: number, cpuMs: number, peak: number, leftWork = false): number {
 		if (!this.running(slot, generation)) {
-			return;
+			return 0;
 		}
 		this.setFloat(slot, FLOAT.peak, peak);
 		this.setFloat(slot, FLOAT.wallMs, wallMs);
 		this.setFloat(slot, FLOAT.cpuMs, cpuMs);
-		Atomics.store(this.ints, this.int(slot, INT.ended), (ok ? ENDED.ok : ENDED.thrown) | (leftWork ? ENDED.leftWork : 0));
+		const ended = (ok ? ENDED.ok : ENDED.thrown) | (leftWork ? ENDED.leftWork : 0);
+		store(this.ints, this.int(slot, INT.ended), ended);
+		return ended;
+	}
+
+	/**
+	 * The answer of the call that `finish` recorded as `ended` has been posted to the main thread:
+	 * from here on it is there to be read, and a main thread that has not received it could not
+	 * read it. A slot that has moved on to another call since is left as it is.
+	 */
+	posted(slot: number, ended: number): void {
+		if (ended !== 0) {
+			compareExchange(this.ints, this.int(slot, INT.ended), ended, ended | ENDED.posted);
+		}
 	}
 }

@@ -1,10 +1,10 @@
-import { WorkerCrashedError } from "../../errors.ts";
 import type { Usage } from "../../future.ts";
 import { formatBytes, MemoryLimitError } from "../../limits/errors.ts";
 import { killAll, threadDescendants } from "../../procfs.ts";
 import { Escalation } from "../../limits/off-heap.ts";
 import type { StopReason } from "../../limits/stopper.ts";
 import type { Limits } from "../../limits/types.ts";
+import { DataCloneError, WorkerCrashedError } from "../../errors.ts";
 import { ENDED, STARTED } from "../../protocol/call-slots.ts";
 import type { AbortMessage } from "../../protocol/messages.ts";
 import { deserializeError, type SerializedError, serializeError } from "../../serialize.ts";
@@ -21,6 +21,8 @@ export interface ThreadPlace {
 	readonly slots: MainSlots;
 	readonly slot: number;
 	readonly generation: number;
+	/** The key of the executor's threads (see `ThreadWorkerData`). */
+	readonly key: string;
 	/** The heap cap of the pool, in bytes (0: none). */
 	readonly capBytes: number;
 	/** Whether memory outside the heap is watched (`memoryKind: "auto"`), to move the call to a process. */
@@ -33,9 +35,21 @@ export interface ThreadPlace {
 	rewarm(pool: Pool, module: string): void;
 }
 
+/** How far a time read from a slot may stray past the times it must lie between, in ms: float rounding, no more. */
+const ROUNDING_MS = 1;
+
+/** The ended words a worker can record (`ENDED`), without the `posted` flag. */
+const ENDINGS: ReadonlySet<number> = new Set([ENDED.none, ENDED.ok, ENDED.thrown, ENDED.ok | ENDED.leftWork, ENDED.thrown | ENDED.leftWork, ENDED.refused]);
+
 /**
  * One call on a worker thread. Stopping it aborts its piscina run, which terminates the thread
  * even in a synchronous loop; piscina starts a new thread for the next call.
+ *
+ * What the call's slot holds is checked before it is acted on: a start outside the time between
+ * the call's sending and now, a CPU time that goes backwards, sizes that are no sizes. Workers
+ * keep the slots out of their tasks' reach, so such a slot means the thread is not sound: the
+ * call ends at once with a `WorkerCrashedError` that says what was found, rather than run on
+ * with limits that read nonsense.
  */
 export class ThreadCall implements CallAdapter {
 	readonly where = "thread" as const;
@@ -53,16 +67,44 @@ export class ThreadCall implements CallAdapter {
 			this.#signal.abort();
 		}
 	};
+	/** When the call was sent to its pool, in `performance.now()` time. */
+	#sentAt = Number.POSITIVE_INFINITY;
+	/** Whether piscina has settled the call (with an answer or a failure). */
+	#settled = false;
+	/** Whether a check has seen the answer posted and not received (see `checkAnswer`). */
+	#postedSeen = false;
+	/** Why the call was ended from here: its slot made no sense, or its answer was lost. */
+	#fault: Error | undefined;
 
 	constructor(call: Call, place: ThreadPlace) {
 		this.#call = call;
 		this.#place = place;
-		this.#cpu = new ThreadCpu(place.slots, place.slot, place.generation);
-		this.offHeapBytes = place.watchOffHeap ? () => place.slots.externalMemory(place.slot) : undefined;
+		this.#cpu = new ThreadCpu(place.slots, place.slot, place.generation, (what) => this.#nonsense(what));
+		this.offHeapBytes = place.watchOffHeap ? () => this.#size(place.slots.externalMemory(place.slot), "memory outside the heap") : undefined;
 	}
 
+	/**
+	 * When the call started in its thread. Once its answer has been posted, the start its wall
+	 * time gives: the call has ended, and the time its answer takes to arrive is not the call's.
+	 */
 	startedAt(): number | undefined {
-		return this.#place.slots.startedAt(this.#place.slot, this.#place.generation);
+		const { slots, slot, generation } = this.#place;
+		const started = slots.startedAt(slot, generation);
+		if (started === undefined) {
+			return undefined;
+		}
+		const now = performance.now();
+		if (!(started >= this.#sentAt - ROUNDING_MS && started <= now + ROUNDING_MS)) {
+			this.#nonsense(`a start ${(now - started).toFixed(1)} ms ago, while it was sent ${(now - this.#sentAt).toFixed(1)} ms ago`);
+			return this.#sentAt;
+		}
+		if (slots.posted(slot, generation)) {
+			const { wallMs } = slots.usage(slot);
+			if (wallMs >= 0 && wallMs <= now - started + ROUNDING_MS) {
+				return now - wallMs;
+			}
+		}
+		return started;
 	}
 
 	cpuMs(): number {
@@ -74,20 +116,32 @@ export class ThreadCall implements CallAdapter {
 	}
 
 	async run(): Promise<Ending> {
-		const { pool, slots, slot, generation } = this.#place;
+		const { pool, slots, slot, generation, key } = this.#place;
 		const { id, ref, args } = this.#call;
 		// The call counts as running from here: it holds one of the pool's places (its thread may
 		// still have to start); limits count from the start its worker records.
 		this.#place.waiting.add(this.#stranded);
-		const sent = await pool.run({ id, ref, args, slot, generation }, { signal: this.#signal }).then(answeredWith, failedWith);
+		this.#sentAt = performance.now();
+		const sent = await pool.run({ id, ref, args, slot, generation, key }, { signal: this.#signal }).then(answeredWith, failedWith);
 		this.#place.waiting.delete(this.#stranded);
+		this.#settled = true;
+		if (sent.answered) {
+			this.#checkEnd();
+		}
+		if (this.#fault !== undefined && (sent.answered || isAbort(sent.failure))) {
+			// Ended from here: its thread was terminated (or answered with a slot that makes no sense).
+			if (!sent.answered) {
+				this.#place.rewarm(this.#place.pool, this.#call.ref.module);
+			}
+			return { kind: "exception", error: this.#fault, usage: this.#faultUsage() };
+		}
 		const ended = sent.answered ? slots.ended(slot) : ENDED.none;
 		if (ended !== ENDED.none && slots.leftWork(slot)) {
 			// The call left work running in its thread: the thread ends with the call (it is idle
 			// now, and no other call is sent to it before this one has ended), with what it started.
 			// Waited for, so that piscina has dropped the thread before the next call is sent.
 			const threadId = slots.threadId(slot);
-			const tree = threadDescendants(slots.tid(slot));
+			const tree = threadDescendants(this.#tid());
 			await pool.threads.find((thread) => thread.threadId === threadId)?.terminate();
 			killAll(tree);
 			this.#place.rewarm(this.#place.pool, this.#call.ref.module);
@@ -114,11 +168,91 @@ export class ThreadCall implements CallAdapter {
 		return { kind: "exception", error: threadFailure(failure, this.#call.limits as Limits | undefined, this.#place.capBytes), usage: this.#lostUsage(failure) };
 	}
 
+	/**
+	 * Called every so often while the call runs. A call whose answer its worker posted, and which
+	 * was seen so at an earlier check (the main thread has read its messages in between), will get
+	 * none: the main thread could not read it (a value nested too deeply for its stack). It ends
+	 * with a `DataCloneError`, its thread with it.
+	 */
+	checkAnswer(): void {
+		const { slots, slot, generation } = this.#place;
+		if (this.#settled || this.#fault !== undefined || !slots.posted(slot, generation)) {
+			return;
+		}
+		if (!this.#postedSeen) {
+			this.#postedSeen = true;
+			return;
+		}
+		this.#fault = new DataCloneError("The result of the call could not be copied to the main thread (a value nested too deeply for the main thread's stack, for one)");
+		this.#terminate();
+	}
+
+	/** Ends the call: its slot holds `what`, which cannot be. */
+	#nonsense(what: string): void {
+		if (this.#fault !== undefined) {
+			return;
+		}
+		const message = `The worker thread running the task recorded ${what} in its call slot, which cannot be: the call was ended, as its limits could not be enforced`;
+		this.#fault = new WorkerCrashedError(message, {});
+		if (!this.#settled) {
+			this.#terminate();
+		}
+	}
+
+	/** `bytes` when it is a size; else 0, and the call ends. */
+	#size(bytes: number, what: string): number {
+		if (Number.isFinite(bytes) && bytes >= 0) {
+			return bytes;
+		}
+		this.#nonsense(`${what} of ${bytes} bytes`);
+		return 0;
+	}
+
+	/** Checks what the slot says of the call's end, once its thread has answered. */
+	#checkEnd(): void {
+		const { slots, slot, generation } = this.#place;
+		const word = slots.endedWord(slot);
+		const ended = word & ~ENDED.posted;
+		if (!ENDINGS.has(ended)) {
+			this.#nonsense(`the ending ${word}`);
+			return;
+		}
+		const state = slots.state(slot);
+		if (ended !== ENDED.none && state !== (ended === ENDED.refused ? generation : -generation)) {
+			this.#nonsense(`the state ${state} for call ${generation}`);
+			return;
+		}
+		if (ended !== ENDED.ok && ended !== ENDED.thrown && (ended & ENDED.leftWork) === 0) {
+			return;
+		}
+		const { wallMs, cpuMs, peakMemoryBytes } = slots.usage(slot);
+		const since = performance.now() - this.#sentAt;
+		if (!(wallMs >= 0 && wallMs <= since + ROUNDING_MS)) {
+			this.#nonsense(`a wall time of ${wallMs} ms, for a call sent ${since.toFixed(1)} ms ago`);
+		} else if (!(cpuMs === -1 || (cpuMs >= 0 && cpuMs <= wallMs + ROUNDING_MS))) {
+			this.#nonsense(`a CPU time of ${cpuMs} ms, for a wall time of ${wallMs} ms`);
+		} else if ((ended & ENDED.leftWork) !== 0 && !(Number.isInteger(slots.threadId(slot)) && slots.threadId(slot) > 0)) {
+			this.#nonsense(`the thread number ${slots.threadId(slot)}`);
+		} else {
+			this.#size(peakMemoryBytes, "a peak memory");
+		}
+	}
+
+	/** What is known of a call ended from here: what its slot says, where it makes sense. */
+	#faultUsage(): Usage {
+		const { slots, slot } = this.#place;
+		const { wallMs, cpuMs, peakMemoryBytes } = slots.usage(slot);
+		const sound = (value: number): number => (Number.isFinite(value) && value >= 0 ? value : 0);
+		const started = this.startedAt();
+		const sinceStart = started === undefined ? 0 : performance.now() - started;
+		return { wallMs: slots.posted(slot, this.#place.generation) ? sound(wallMs) : sinceStart, cpuMs: Number.isFinite(cpuMs) && cpuMs >= 0 ? cpuMs : this.#cpu.read(), peakMemoryBytes: sound(peakMemoryBytes), where: "thread" };
+	}
+
 	/** What is known of a call whose thread gave no answer: its wall time since its thread recorded its start, and what was last read. */
 	#lostUsage(failure: unknown): Usage {
 		const { slots, slot, capBytes } = this.#place;
 		const started = this.startedAt();
-		const peak = Math.max(slots.peakMemory(slot), capBytes > 0 && isOutOfMemory(failure) ? capBytes : 0);
+		const peak = Math.max(this.#size(slots.peakMemory(slot), "a peak memory"), capBytes > 0 && isOutOfMemory(failure) ? capBytes : 0);
 		return { wallMs: started === undefined ? 0 : performance.now() - started, cpuMs: this.#cpu.read(), peakMemoryBytes: peak, where: "thread" };
 	}
 
@@ -148,7 +282,7 @@ export class ThreadCall implements CallAdapter {
 
 	/** Terminates the thread, and the processes the call started from it (listed first: once the thread is gone they are no longer its children). */
 	#terminate(): void {
-		const tid = this.#place.slots.tid(this.#place.slot);
+		const tid = this.#tid();
 		const tree = tid > 0 ? threadDescendants(tid) : [];
 		this.#signal.abort();
 		killAll(tree);
@@ -159,9 +293,15 @@ export class ThreadCall implements CallAdapter {
 		// What a limited call started from its thread and left running ends with the call (an
 		// unlimited call's, when it is stopped): its limits hold for all of it.
 		const { slots, slot } = this.#place;
-		if (this.#call.limits !== undefined && slots.spawned(slot, STARTED.process)) {
-			killAll(threadDescendants(slots.tid(slot)));
+		if (this.#call.limits !== undefined && slots.spawned(slot, STARTED.process) && this.#tid() > 0) {
+			killAll(threadDescendants(this.#tid()));
 		}
+	}
+
+	/** The OS thread id the slot gives, when it can be a thread of this process other than this one; else 0. */
+	#tid(): number {
+		const tid = this.#place.slots.tid(this.#place.slot);
+		return Number.isInteger(tid) && tid > 0 && tid !== process.pid ? tid : 0;
 	}
 }
 
@@ -185,6 +325,8 @@ interface Sent {
 }
 
 const answeredWith = (answer: unknown): Sent => ({ answered: true, answer });
+/** Whether piscina failed a call because its signal aborted it (the thread was terminated from here). */
+const isAbort = (failure: unknown): boolean => failure instanceof Error && failure.name === "AbortError";
 const failedWith = (failure: unknown): Sent => ({ answered: false, failure });
 
 /**

@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { BroadcastChannel } from "node:worker_threads";
 import { formatBytes, MemoryLimitError } from "../../limits/errors.ts";
 import { capsHeap, THREAD_MIN_HEAP_BYTES } from "../../limits/placement.ts";
@@ -12,7 +13,8 @@ import { ThreadCall } from "./call.ts";
 import { type Pool, ThreadPools } from "./pools.ts";
 import { MainSlots } from "./slots.ts";
 
-let channels = 0;
+/** How often the calls in flight are checked for an answer that was posted and never arrived (see `ThreadCall.checkAnswer`). */
+const ANSWER_CHECK_MS = 250;
 
 /** A module that needs the TypeScript loader hooks. */
 const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/;
@@ -27,7 +29,14 @@ export class ThreadExecutor implements Executor {
 	readonly #pools: ThreadPools;
 	readonly #slots: MainSlots;
 	readonly #freeSlots: number[];
-	readonly #channelName = `byop-threads-${process.pid}-${++channels}`;
+	/** Random: a task cannot guess it to post stop notices to other calls. */
+	readonly #channelName = `byop-threads-${randomBytes(16).toString("hex")}`;
+	/** Sent with every call: a task that calls its thread's entry itself has not got it. */
+	readonly #key = randomBytes(16).toString("hex");
+	/** The calls sent to threads and not yet answered. */
+	readonly #inFlight = new Set<ThreadCall>();
+	/** Checks the calls in flight; it stops itself once none is left. */
+	#answerCheck: NodeJS.Timeout | undefined;
 	#channel: BroadcastChannel | undefined;
 	/** Counts the calls given a slot: each call's records carry its number. */
 	#generation = 0;
@@ -48,7 +57,7 @@ export class ThreadExecutor implements Executor {
 		this.#watchers = watchers;
 		const buffer = createSlots(maxWorkers);
 		this.#slots = new MainSlots(buffer);
-		this.#pools = new ThreadPools(maxWorkers, { slots: buffer, channel: this.#channelName, loaders: threadLoaders() });
+		this.#pools = new ThreadPools(maxWorkers, { slots: buffer, channel: this.#channelName, key: this.#key, loaders: threadLoaders() });
 		this.#freeSlots = Array.from({ length: maxWorkers }, (_, i) => maxWorkers - 1 - i);
 		exposeForTests(this, { threads: () => this.#pools.counts(), startable: () => this.#startable });
 	}
@@ -78,10 +87,13 @@ export class ThreadExecutor implements Executor {
 		const watchOffHeap = capBytes > 0 && limits?.memoryKind === "auto" && limits.escalate;
 		const pool = this.#pools.get(capBytes);
 		const waiting = this.#waitingIn(pool);
-		const call = new ThreadCall(execution.call, { pool, slots: this.#slots, slot, generation, capBytes, watchOffHeap, waiting, post: this.#post, rewarm: this.#rewarm });
+		const call = new ThreadCall(execution.call, { pool, slots: this.#slots, slot, generation, key: this.#key, capBytes, watchOffHeap, waiting, post: this.#post, rewarm: this.#rewarm });
+		this.#inFlight.add(call);
+		this.#answerCheck ??= setInterval(this.#checkAnswers, ANSWER_CHECK_MS).unref();
 		try {
 			return await runCall(execution, call, this.#watchers);
 		} finally {
+			this.#inFlight.delete(call);
 			this.#freeSlots.push(slot);
 		}
 	}
@@ -109,6 +121,17 @@ export class ThreadExecutor implements Executor {
 		return waiting;
 	}
 
+	readonly #checkAnswers = (): void => {
+		if (this.#inFlight.size === 0) {
+			clearInterval(this.#answerCheck);
+			this.#answerCheck = undefined;
+			return;
+		}
+		for (const call of this.#inFlight) {
+			call.checkAnswer();
+		}
+	};
+
 	#openChannel(): BroadcastChannel {
 		const channel = new BroadcastChannel(this.#channelName);
 		channel.unref();
@@ -116,6 +139,8 @@ export class ThreadExecutor implements Executor {
 	}
 
 	async close(): Promise<void> {
+		clearInterval(this.#answerCheck);
+		this.#answerCheck = undefined;
 		this.#channel?.close();
 		this.#channel = undefined;
 		await this.#pools.close();

@@ -13,8 +13,8 @@ export const LOAD_WAIT_MS = 1000;
 export type Pool = Piscina<ThreadCallPayload, unknown>;
 
 /** What a thread is sent to have it start (and register the loader hooks its pool's calls need) without a call. */
-export function warmUp(typescript: boolean): ThreadCallPayload {
-	return { id: 0, ref: { module: typescript ? "warm.ts" : "warm.js", name: "default" }, args: [], slot: -1, generation: 0 };
+export function warmUp(typescript: boolean, key: string): ThreadCallPayload {
+	return { id: 0, ref: { module: typescript ? "warm.ts" : "warm.js", name: "default" }, args: [], slot: -1, generation: 0, key };
 }
 
 /** The V8 heap cap, in whole megabytes, that a pool uses for a heap limit in bytes. */
@@ -73,7 +73,7 @@ export class ThreadPools {
 		if (this.#closed) {
 			return;
 		}
-		const payload = warmUp(this.#typescript.has(pool));
+		const payload = warmUp(this.#typescript.has(pool), this.#data.key);
 		for (let i = 0; i < Math.min(count, this.#maxWorkers); i++) {
 			const warming = pool.run(payload).catch(() => {});
 			this.#warming.add(warming);

@@ -1,7 +1,19 @@
 import type { Usage } from "../../future.ts";
 import { ENDED, FLOAT, INT, SlotView } from "../../protocol/call-slots.ts";
 
-/** The main thread's half of the call slots (see `protocol/call-slots.ts`). */
+/**
+ * The process's monotonic clock (`process.hrtime`, in which workers record starts) less this
+ * thread's `performance.now()`: both count the same clock, from different origins.
+ */
+const ORIGIN_MS = Number(process.hrtime.bigint()) / 1e6 - performance.now();
+
+/** The flags of the ended word that are added to how the call ended. */
+const ENDED_FLAGS = ENDED.leftWork | ENDED.posted;
+
+/**
+ * The main thread's half of the call slots (see `protocol/call-slots.ts`). It returns what the
+ * slots hold as they hold it: `ThreadCall` checks that it makes sense before acting on it.
+ */
 export class MainSlots extends SlotView {
 	/** Clears `slot` and gives it to call `generation` (a positive 32-bit integer). */
 	reset(slot: number, generation: number): void {
@@ -33,12 +45,27 @@ export class MainSlots extends SlotView {
 
 	/** When call `generation` started, in this thread's `performance.now()` time; `undefined` before. */
 	startedAt(slot: number, generation: number): number | undefined {
-		return this.running(slot, generation) ? this.float(slot, FLOAT.startedAt) - performance.timeOrigin : undefined;
+		return this.running(slot, generation) ? this.float(slot, FLOAT.startedAt) - ORIGIN_MS : undefined;
 	}
 
 	/** How the slot's call ended (`ENDED.none`, `ok`, `thrown` or `refused`), as its worker recorded it. */
 	ended(slot: number): number {
-		return Atomics.load(this.ints, this.int(slot, INT.ended)) & ~ENDED.leftWork;
+		return Atomics.load(this.ints, this.int(slot, INT.ended)) & ~ENDED_FLAGS;
+	}
+
+	/** The slot's ended word as it is, flags included. */
+	endedWord(slot: number): number {
+		return Atomics.load(this.ints, this.int(slot, INT.ended));
+	}
+
+	/** The slot's state word (see `protocol/call-slots.ts`). */
+	state(slot: number): number {
+		return Atomics.load(this.ints, this.int(slot, INT.state));
+	}
+
+	/** Whether the worker has posted the answer of call `generation` to this thread. */
+	posted(slot: number, generation: number): boolean {
+		return (Atomics.load(this.ints, this.int(slot, INT.ended)) & ENDED.posted) !== 0 && this.running(slot, generation);
 	}
 
 	/** Whether the slot's call left work running in its thread when it ended. */
