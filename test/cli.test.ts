@@ -303,6 +303,11 @@ describe("the byop command", () => {
 		assert.equal(ran.code, 0, ran.stderr);
 		assert.match(ran.stderr, /byop map \[[█░]+\] \d+\/30 \| ETA \S+ \| [\d.]+\/s \| 0 failed \(0 limits\)/);
 		assert.equal(lines(ran.stdout).length, 30);
+		// From stdin there is no total; the lines must not be lost while the bar loads.
+		const piped = await byopRun(["map", "--progress", "./cli-jobs.mjs#add"], "[1,2]\n");
+		assert.equal(piped.code, 0, piped.stderr);
+		assert.deepEqual(lines(piped.stdout).map((line) => line["result"]), [3]);
+		assert.match(piped.stderr, /byop map 1 done \| [\d.]+\/s \| 0 failed \(0 limits\)/);
 	});
 
 	it("docs/cli.md: every example runs as written", async () => {

@@ -1,19 +1,13 @@
-import { createReadStream, existsSync } from "node:fs";
+import { createReadStream } from "node:fs";
 import type { Readable } from "node:stream";
 import { createInterface, type Interface } from "node:readline";
-import { quote, UsageError } from "./usage-error.ts";
 
 /**
  * The lines of `file` (standard input when it is `undefined` or `-`), read as a stream: the
  * interface pauses its input while a thousand lines wait to be taken, so a large input never
- * sits in memory.
- *
- * @throws {UsageError} When the file does not exist.
+ * sits in memory. Take the lines at once: lines read before the loop asks for them are lost.
  */
 export function inputLines(file: string | undefined): { readonly lines: Interface; readonly stream: Readable } {
-	if (file !== undefined && file !== "-" && !existsSync(file)) {
-		throw new UsageError(`Expected \`--input\` to be a file, got ${quote(file)}: it does not exist`);
-	}
 	const stream = file === undefined || file === "-" ? process.stdin : createReadStream(file);
 	return { lines: createInterface({ input: stream, crlfDelay: Number.POSITIVE_INFINITY }), stream };
 }

@@ -1,3 +1,4 @@
+import { existsSync } from "node:fs";
 import { parseArgs } from "node:util";
 import { type Future, Scheduler, Task, TaskLoadError } from "../index.ts";
 import { LimitExceededError } from "../pynisher/index.ts";
@@ -7,10 +8,9 @@ import { onInterrupt } from "./interrupt.ts";
 import { checked, createScheduler, parseConcurrency, parseShared, SHARED_OPTIONS } from "./options.ts";
 import { type ErrorJson, errorJson, errorLine, EXIT, safeJson, usageJson } from "./outcome.ts";
 import { doneIndexes, LineWriter } from "./output.ts";
-import { Progress } from "./progress.ts";
 import { resolveTarget } from "./target.ts";
 import { rerunUnderTsx, underTsx } from "./typescript.ts";
-import { UsageError } from "./usage-error.ts";
+import { quote, UsageError } from "./usage-error.ts";
 
 const OPTIONS = {
 	...SHARED_OPTIONS,
@@ -52,14 +52,18 @@ export async function mapCommand(args: readonly string[]): Promise<number> {
 		return rerunUnderTsx(["map", ...args], positionals[0]!);
 	}
 	const done = values.resume === true && values.output !== undefined ? await doneIndexes(values.output) : new Set<number>();
-	const input = inputLines(values.input);
+	// Checked now; read only once the loop below takes its lines (lines read before would be lost).
+	if (values.input !== undefined && values.input !== "-" && !existsSync(values.input)) {
+		throw new UsageError(`Expected \`--input\` to be a file, got ${quote(values.input)}: it does not exist`);
+	}
 	const writer = new LineWriter(values.output, values.resume === true);
 	const keepOrder = values["keep-order"] === true;
 	const window = Math.max(8, concurrency * READ_AHEAD);
 
 	const counts = { done: 0, failed: 0, limitHits: 0, ok: 0, skipped: 0 };
 	const showProgress = values.progress === true || (values["no-progress"] !== true && process.stderr.isTTY === true);
-	const progress = showProgress ? new Progress(() => counts) : undefined;
+	// Loaded only when drawn: most runs of `byop map` write to a pipe or a file.
+	const progress = showProgress ? new (await import("./progress.ts")).Progress(() => counts) : undefined;
 	if (progress !== undefined && values.input !== undefined && values.input !== "-") {
 		countLines(values.input).then(
 			(total) => {
@@ -158,9 +162,10 @@ export async function mapCommand(args: readonly string[]): Promise<number> {
 	});
 
 	let interrupted = false;
+	let input: ReturnType<typeof inputLines> | undefined;
 	const stop = (): void => {
 		stopping = true;
-		input.lines.close();
+		input?.lines.close();
 		for (const future of running.keys()) {
 			future.cancel("Interrupted");
 		}
@@ -184,6 +189,7 @@ export async function mapCommand(args: readonly string[]): Promise<number> {
 	let index = -1;
 	let readError: unknown;
 	try {
+		input = inputLines(values.input);
 		for await (const line of input.lines) {
 			index++;
 			if (stopping) {

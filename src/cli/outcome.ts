@@ -84,9 +84,14 @@ function round(value: number): number {
 /** `JSON.stringify` that writes BigInts as strings; `undefined` when the value has no JSON form (a cycle). */
 export function safeJson(value: unknown): string | undefined {
 	try {
-		return JSON.stringify(value ?? null, (_key, item: unknown) => (typeof item === "bigint" ? item.toString() : item));
+		return JSON.stringify(value ?? null);
 	} catch {
-		return undefined;
+		// A BigInt throws; a replacer on every value would slow down the common case.
+		try {
+			return JSON.stringify(value, (_key, item: unknown) => (typeof item === "bigint" ? item.toString() : item));
+		} catch {
+			return undefined;
+		}
 	}
 }
 
