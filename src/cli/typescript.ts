@@ -36,8 +36,12 @@ export function rerunUnderTsx(argv: readonly string[], module: string, cwd = pro
 	}
 	const entry = fileURLToPath(new URL(`./main${path.extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 	const child = spawn(process.execPath, [...process.execArgv, "--import", tsx, entry, ...argv], { stdio: "inherit" });
+	let again: NodeJS.Timeout | undefined;
 	const forward = (signal: NodeJS.Signals): void => {
 		child.kill(signal);
+		// A signal that comes before the command has set its handlers is lost: pass it on again
+		// (the command takes a second one as "stop now").
+		again ??= setInterval(() => child.kill(signal), 2000);
 	};
 	const signals: NodeJS.Signals[] = ["SIGINT", "SIGTERM", "SIGHUP"];
 	for (const signal of signals) {
@@ -46,6 +50,7 @@ export function rerunUnderTsx(argv: readonly string[], module: string, cwd = pro
 	return new Promise((resolve, reject) => {
 		child.once("error", reject);
 		child.once("exit", (code, signal) => {
+			clearInterval(again);
 			for (const name of signals) {
 				process.off(name, forward);
 			}
