@@ -2,7 +2,7 @@
 // its `node_modules/.bin/byop` spawned.
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
-import { appendFileSync, copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
@@ -322,18 +322,26 @@ describe("the byop command", () => {
 		];
 		assert.equal(blocks.length, expected.length);
 		const bin = path.join(project, "node_modules", ".bin");
-		for (const [index, block] of blocks.entries()) {
-			const ran = await new Promise<string>((resolve) => {
-				const child = spawn("sh", ["-c", block], { cwd: project, env: { ...process.env, NODE_OPTIONS: "", PATH: `${bin}:${process.env["PATH"] ?? ""}` } });
-				let stdout = "";
-				let stderr = "";
-				child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
-				child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
-				child.once("close", () => resolve(`${stdout}\n${stderr}`));
-			});
+		// Each example in a folder of its own, all at once: they wait more than they compute.
+		const outputs = await Promise.all(
+			blocks.map((block, index) => {
+				const cwd = path.join(project, `docs-example-${index}`);
+				mkdirSync(cwd);
+				copyFileSync(path.join(project, "jobs.mjs"), path.join(cwd, "jobs.mjs"));
+				return new Promise<string>((resolve) => {
+					const child = spawn("sh", ["-c", block], { cwd, env: { ...process.env, NODE_OPTIONS: "", PATH: `${bin}:${process.env["PATH"] ?? ""}` } });
+					let stdout = "";
+					let stderr = "";
+					child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
+					child.stderr.setEncoding("utf8").on("data", (chunk: string) => (stderr += chunk));
+					child.once("close", () => resolve(`${stdout}\n${stderr}`));
+				});
+			}),
+		);
+		outputs.forEach((output, index) => {
 			for (const pattern of expected[index]!) {
-				assert.match(ran, pattern, `example ${index + 1}`);
+				assert.match(output, pattern, `example ${index + 1}`);
 			}
-		}
+		});
 	});
 });
