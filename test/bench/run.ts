@@ -5,6 +5,7 @@
 //   npm run bench -- --quick      fewer rounds and smaller batches, prints only
 //   npm run bench -- --only=1,3   some sections only, prints only
 import { writeFileSync } from "node:fs";
+import { CLI_MAP, cliMapSection } from "./cli-map.ts";
 import { dispatchSection, scaleSection, serialSection } from "./dispatch.ts";
 import { escalationSection } from "./escalation.ts";
 import { idleSection } from "./idle.ts";
@@ -45,6 +46,8 @@ const methods: Methods = {
 		"2 calls that sleep (an awaited timer) run with a 5 min wall limit, a 5 min CPU limit and a 512 MB memory limit; after 0.5 s, the CPU time of the main thread (`/proc/thread-self/schedstat`) and of the whole process is read over five 1-second windows (each a round). The watchdog checks each call when it could first have passed a limit, and at least once a second; the 10-second wait of the issue is cut to 5 windows to keep the run short. The same with no limits is the baseline.",
 	"7. Limits as a user sees them":
 		"Calls as a user makes them, with no warm-up or re-warming between them: on a fresh `Scheduler.withThreads({ maxWorkers: 2 })` run, and on a fresh `Scheduler.withProcesses({ maxWorkers: 2 })` run, a series of 12 calls of a busy loop (`for (;;) {}`) under a 500 ms wall limit, and another series on another fresh run under a 500 ms CPU limit; each call is submitted 150 ms after the previous call's `EXCEPTION` event, and the figure is the time from `submit()` to that event, minus the limit. The first call of each series pays the pool's first start and is left out of the figures (the reference column gives it). The transpile row runs a job module that imports the TypeScript compiler and runs `ts.transpileModule` on the text of 30 `.ts` files of `src/`, each twice, per call: each of 5 rounds times 30 calls awaited one after another on a `Scheduler.withProcesses({ maxWorkers: 1 })` run whose task has a `PynisherPlugin({ memoryLimit: \"512mb\", memoryKind: \"rss\" })`, and 30 on another such run without a plugin, alternating between them, after a first call and 2 calls of warm-up on each; the figure is the ratio of the time per call within a round.",
+	[CLI_MAP]:
+		"Each round runs two commands from a fresh start to their exit, alternating: `byop map --concurrency 2 --input in.jsonl --output out.jsonl jobs.mjs#add` (the built `dist/src/cli/main.js`) over 10,000 lines `[i, 1]`, and a plain Node script (`test/bench/map-piscina.mjs`) that reads the same lines with `readline`, sends each to a piscina pool of 2 threads with `pool.run()` (all at once, as a plain loop does) and writes one JSON line per result. Both times include Node's start, the pool's start and writing the output; the output is checked to hold 10,000 lines.",
 };
 
 const sections: readonly (readonly [number, string, () => Promise<Row[]>])[] = [
@@ -55,6 +58,7 @@ const sections: readonly (readonly [number, string, () => Promise<Row[]>])[] = [
 	[5, "scale", () => scaleSection(plan)],
 	[6, "watchdog idle cost", () => idleSection(plan)],
 	[7, "limits as a user sees them", () => userLimitsSection(plan)],
+	[8, "byop map", () => cliMapSection(plan)],
 ];
 
 const loadAtStart = currentLoad();
