@@ -14,11 +14,12 @@ export type Paint = (style: Style, text: string) => string;
  * non-empty value (no-color.org), nor on a Node without `util.styleText` (before 20.12).
  */
 export function painter(stream: NodeJS.WriteStream, env: NodeJS.ProcessEnv = process.env): Paint {
-	const styleText = (util as { styleText?: (format: Style, text: string) => string }).styleText;
+	const styleText = (util as { styleText?: (format: Style, text: string, options?: { validateStream?: boolean }) => string }).styleText;
 	if (stream.isTTY !== true || (env["NO_COLOR"] ?? "") !== "" || typeof styleText !== "function") {
 		return (_style, text) => text;
 	}
-	return (style, text) => styleText(style, text);
+	// The choice is made here, for `stream`: newer Nodes would otherwise check process.stdout themselves.
+	return (style, text) => styleText(style, text, { validateStream: false });
 }
 
 /** `850 ms`, `1.2 s`. */
