@@ -63,6 +63,9 @@ export function describeIntent(intent: Intent): string {
 	if (limits.wallMs !== undefined) {
 		parts.push(`wall ${formatMs(limits.wallMs)}`);
 	}
+	if (limits.graceMs > 0) {
+		parts.push(`grace ${formatMs(limits.graceMs)}`);
+	}
 	return parts.join(", ");
 }
 
