@@ -1,4 +1,5 @@
 // The demo's workload: ordinary jobs, and jobs that run away with time or memory.
+import { execFile } from "node:child_process";
 import { taskSignal } from "../worker.ts";
 
 /** Counts the primes below `limit` (a real, CPU-bound job). */
@@ -16,6 +17,17 @@ export function countPrimes(limit: number): number {
 	return count;
 }
 
+/** Looks `key` up in a "remote service" that answers after `ms` milliseconds (waiting, not CPU). */
+export async function slowLookup(key: string, ms: number): Promise<string> {
+	await new Promise((resolve) => setTimeout(resolve, ms));
+	return `${key}: ok`;
+}
+
+/** Parses a configuration file's text: malformed text throws an ordinary `SyntaxError`. */
+export function parseConfig(text: string): unknown {
+	return JSON.parse(text);
+}
+
 /** A search that never converges: it spins until its CPU limit stops it. */
 export function runawaySearch(): number {
 	let x = 0;
@@ -24,30 +36,64 @@ export function runawaySearch(): number {
 	}
 }
 
-/** Waits on a "remote service" that never answers; it watches its signal to clean up. */
+/** Waits on a "remote service" that never answers; when its signal aborts it gives up at once, cleaning up. */
 export async function stuckDownload(url: string): Promise<string> {
 	const signal = taskSignal();
-	await new Promise((resolve) => {
+	await new Promise((resolve, reject) => {
 		const timer = setTimeout(resolve, 60_000);
-		signal.addEventListener("abort", () => clearTimeout(timer), { once: true });
+		const giveUp = () => {
+			clearTimeout(timer);
+			reject(signal.reason);
+		};
+		if (signal.aborted) {
+			giveUp();
+		}
+		signal.addEventListener("abort", giveUp, { once: true });
 	});
 	return `downloaded ${url}`;
 }
 
-/** Builds an ever-growing in-memory index: V8 heap growth. */
+/** Builds an ever-growing in-memory index of 8 MB blocks: V8 heap growth. */
 export function leakyIndex(): number {
 	const index: number[][] = [];
 	for (;;) {
-		index.push(Array.from({ length: 50_000 }, (_, i) => i * 1.5));
+		index.push(new Array<number>(1_000_000).fill(1.5));
 	}
 }
 
-/** Loads `mb` megabytes of "images" into Buffers: memory outside the V8 heap. */
-export async function loadImages(mb: number): Promise<number> {
+/**
+ * Loads `mb` megabytes of "images" into Buffers (memory outside the V8 heap) and holds them for
+ * `holdMs` milliseconds, awaiting between images as a real loader reading files would.
+ */
+export async function loadImages(mb: number, holdMs = 200): Promise<number> {
 	const images: Buffer[] = [];
 	for (let i = 0; i < mb; i++) {
 		images.push(Buffer.alloc(1024 * 1024, i));
+		if (i % 16 === 15) {
+			await new Promise((resolve) => setImmediate(resolve));
+		}
 	}
-	await new Promise((resolve) => setTimeout(resolve, 1500));
+	await new Promise((resolve) => setTimeout(resolve, holdMs));
 	return images.length;
 }
+
+/**
+ * Decodes a "video" of `mb` megabytes of frames into Buffers (memory outside the V8 heap),
+ * awaiting between frames as a streaming decoder would, and hands them on.
+ */
+export async function decodeVideo(mb: number): Promise<number> {
+	const frames: Buffer[] = [];
+	for (let i = 0; i < mb; i++) {
+		frames.push(Buffer.alloc(1024 * 1024, i));
+		await new Promise((resolve) => setImmediate(resolve));
+	}
+	await new Promise((resolve) => setTimeout(resolve, 200));
+	return frames.length;
+}
+
+/** Archives `files` log files with a helper program: a child process of its own. */
+export async function archiveLogs(files: number): Promise<string> {
+	await new Promise<void>((resolve, reject) => execFile("true", (error) => (error ? reject(error) : resolve())));
+	return `${files} files archived`;
+}
+
