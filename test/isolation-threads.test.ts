@@ -214,3 +214,23 @@ describe("a call slot that makes no sense", () => {
 		await endsWithNonsense(second.call.run(), /ending/);
 	});
 });
+
+describe("a task that breaks the built-ins its worker runs on", () => {
+	for (const kind of ["threads", "processes"] as const) {
+		it(`has its worker replaced after its call, so later calls find them whole (${kind})`, TIMEOUT, async () => {
+			const scheduler = kind === "threads" ? Scheduler.withThreads({ maxWorkers: 1 }) : Scheduler.withProcesses({ maxWorkers: 1 });
+			const breaker = scheduler.task(hostile("breakBuiltins"));
+			const probe = scheduler.task(hostile("whereAndParse"));
+			const { futures } = await runAll(scheduler, () => [probe.submit(), breaker.submit(), probe.submit(), probe.submit()]);
+			const [before, broke, after, again] = futures;
+			assert.equal(broke?.state, "result", outcome(broke));
+			assert.deepEqual((after?.result as { parsed: unknown }).parsed, [1], outcome(after));
+			assert.deepEqual((again?.result as { parsed: unknown }).parsed, [1], outcome(again));
+			// The call that broke them ran where the probe before it did; the probes after it run elsewhere.
+			assert.equal(broke?.result, (before?.result as { where: string }).where);
+			assert.notEqual((after?.result as { where: string }).where, broke?.result);
+			// A worker whose built-ins are whole is kept.
+			assert.equal((again?.result as { where: string }).where, (after?.result as { where: string }).where);
+		});
+	}
+});

@@ -5,10 +5,14 @@ import { activeResources, now } from "./builtins.ts";
 import type { Clock } from "./clocks.ts";
 import type { RunningCalls } from "./context.ts";
 import { HeapSampler } from "./heap-sampler.ts";
+import { IntrinsicsWatch } from "./intrinsics.ts";
 import { type Invocation, invoke } from "./invoke.ts";
 import { loadedFunction, loadFunction } from "./job-module.ts";
 import { workersAlive } from "./spawn-watch.ts";
 import { loadersFor } from "./tsx-hooks.ts";
+
+/** The built-ins of this thread or process, as calls should find them (see `IntrinsicsWatch`). */
+const intrinsics = new IntrinsicsWatch();
 
 /** A load that failed: the call ends with its error. */
 export type FailedLoad = { readonly ok: false; readonly error: unknown };
@@ -89,6 +93,8 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
 			failedLoad = loaded;
 			if (loaded === undefined) {
 				site.loaded?.();
+				// What the module changed as it loaded is its own, the same for every call of it.
+				intrinsics.retake();
 			}
 		}
 		// Counted once the job's module has loaded: what its module keeps running is not the call's.
@@ -98,8 +104,9 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
 		const wallMs = now() - started;
 		const cpuMs = site.clock.spent(startCpu, wallMs);
 		const peakMemoryBytes = sampler.stop();
-		// A worker thread it started and left running is work left behind too.
-		const leftWork = activeWork() > resources || workersAlive() > workers;
+		// A worker thread it started and left running is work left behind too, and so is a
+		// built-in it replaced, which the next call (and the worker's own machinery) would use.
+		const leftWork = activeWork() > resources || workersAlive() > workers || intrinsics.changed();
 		return { result, wallMs, cpuMs, peakMemoryBytes, externalGrowth: sampler.externalGrowth, leftWork };
 	} finally {
 		calls.delete(payload.id);
