@@ -1,6 +1,7 @@
 import { BroadcastChannel } from "node:worker_threads";
 import { capsHeap } from "../../limits/placement.ts";
 import type { Watchers } from "../../limits/monitor.ts";
+import type { Isolation } from "../../pool-options.ts";
 import { createSlots } from "../../protocol/call-slots.ts";
 import type { AbortMessage } from "../../protocol/messages.ts";
 import { exposeForTests } from "../../test-hooks.ts";
@@ -17,8 +18,10 @@ let channels = 0;
 const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/;
 
 /**
- * Runs calls on piscina worker-thread pools (see `ThreadPools`). Wall and CPU limits abort the
- * call, which terminates its thread; piscina starts a new one for the next call.
+ * Runs calls on piscina worker-thread pools (see `ThreadPools`), with at most `maxWorkers`
+ * threads alive across them. Wall and CPU limits abort the call, which terminates its thread;
+ * piscina starts a new one for the next call. With `isolate: "call"`, every call's thread ends
+ * after it, and a spare is kept started.
  */
 export class ThreadExecutor implements Executor {
 	readonly where = "thread" as const;
@@ -37,22 +40,28 @@ export class ThreadExecutor implements Executor {
 	};
 
 	readonly #maxWorkers: number;
+	readonly #isolate: boolean;
 
-	constructor(maxWorkers: number, watchers: Watchers) {
+	constructor(maxWorkers: number, watchers: Watchers, isolate: Isolation = "none") {
 		this.#maxWorkers = maxWorkers;
+		this.#isolate = isolate === "call";
 		this.#watchers = watchers;
 		const buffer = createSlots(maxWorkers);
 		this.#slots = new MainSlots(buffer);
-		this.#pools = new ThreadPools(maxWorkers, { slots: buffer, channel: this.#channelName, loaders: threadLoaders() });
+		this.#pools = new ThreadPools(maxWorkers, { slots: buffer, channel: this.#channelName, loaders: threadLoaders() }, this.#isolate);
 		this.#freeSlots = Array.from({ length: maxWorkers }, (_, i) => maxWorkers - 1 - i);
 		exposeForTests(this, { threads: () => this.#pools.counts() });
 	}
 
-	/** Makes the default pool and starts `count` of its threads now, so the first calls do not wait for them. */
+	/**
+	 * Makes the default pool and starts `count` of its threads now, so the first calls do not
+	 * wait for them; with `isolate: "call"`, at least one, the first call's spare.
+	 */
 	warm(count = 0): void {
 		const pool = this.#pools.get(0);
-		if (count > 0) {
-			this.#pools.warm(pool, count);
+		const threads = this.#isolate ? Math.max(1, count) : count;
+		if (threads > 0) {
+			this.#pools.warm(pool, threads);
 		}
 	}
 
@@ -68,7 +77,7 @@ export class ThreadExecutor implements Executor {
 		const limits = execution.call.limits;
 		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
 		const watchOffHeap = capBytes > 0 && limits?.memoryKind === "auto" && limits.escalate;
-		const call = new ThreadCall(execution.call, { pool: this.#pools.get(capBytes), slots: this.#slots, slot, generation, capBytes, watchOffHeap, post: this.#post, rewarm: this.#rewarm });
+		const call = new ThreadCall(execution.call, { pool: this.#pools.get(capBytes), pools: this.#pools, slots: this.#slots, slot, generation, capBytes, watchOffHeap, post: this.#post, rewarm: this.#rewarm });
 		try {
 			return await runCall(execution, call, this.#watchers);
 		} finally {
