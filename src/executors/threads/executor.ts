@@ -77,7 +77,12 @@ export class ThreadExecutor implements Executor {
 		const limits = execution.call.limits;
 		const capBytes = capsHeap(limits) ? limits.memoryBytes : 0;
 		const watchOffHeap = capBytes > 0 && limits?.memoryKind === "auto" && limits.escalate;
-		const call = new ThreadCall(execution.call, { pool: this.#pools.get(capBytes), pools: this.#pools, slots: this.#slots, slot, generation, capBytes, watchOffHeap, post: this.#post, rewarm: this.#rewarm });
+		const pool = this.#pools.get(capBytes);
+		if (this.#isolate && TYPESCRIPT_MODULE.test(execution.call.ref.module)) {
+			// Its spare is ready for the next such call.
+			this.#pools.typescript(pool);
+		}
+		const call = new ThreadCall(execution.call, { pool, pools: this.#pools, slots: this.#slots, slot, generation, capBytes, watchOffHeap, post: this.#post, rewarm: this.#rewarm });
 		try {
 			return await runCall(execution, call, this.#watchers);
 		} finally {

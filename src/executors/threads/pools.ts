@@ -60,7 +60,7 @@ export class ThreadPools {
 	/** Gives a call or a warm-up an idle thread that is not retired; with `isolate`, a call's thread is retired as it takes it. */
 	readonly #balancer: Balancer = (task, threads) => {
 		for (const thread of threads) {
-			if (thread.currentUsage === 0 && !this.#retired.has(thread.id)) {
+			if (thread.currentUsage === 0 && !thread.terminating && !thread.destroyed && !this.#retired.has(thread.id)) {
 				// Calls carry an abort signal, warm-ups none.
 				if (this.#isolate && task.isAbortable) {
 					this.#retired.add(thread.id);
@@ -101,6 +101,11 @@ export class ThreadPools {
 			return this.#send(pool, payload, signal);
 		}
 		return this.#room(pool).then(() => this.#send(pool, payload, signal));
+	}
+
+	/** Marks `pool` as running TypeScript job modules: its new threads (a spare too) register the loader hooks as they start. */
+	typescript(pool: Pool): void {
+		this.#typescript.add(pool);
 	}
 
 	/** Tells that a call sent by `run` is over: with `isolate`, its thread ends; a call waiting for room may find it. */
@@ -269,8 +274,9 @@ export class ThreadPools {
 		const ready = new Map<number, PoolThread>();
 		pool.on("workerCreate", (thread: PoolThread) => {
 			ready.set(thread.id, thread);
-			// A thread started for a call that was cancelled before it got there is idle now.
-			this.#changed();
+			// A thread started for a call that was cancelled before it got there is idle now. Once
+			// piscina has given the thread what waits for it: it tells before it does.
+			queueMicrotask(() => this.#changed());
 		});
 		pool.on("workerDestroy", () => {
 			for (const [id, thread] of ready) {
@@ -279,7 +285,8 @@ export class ThreadPools {
 					this.#retired.delete(id);
 				}
 			}
-			this.#changed();
+			// Once piscina has dropped the thread: it tells before it does.
+			queueMicrotask(() => this.#changed());
 		});
 		this.#ready.set(pool, ready);
 		this.#pools.set(capBytes, pool);
