@@ -100,7 +100,7 @@ export class ThreadPools {
 		if (this.#hasRoom(pool)) {
 			return this.#send(pool, payload, signal);
 		}
-		return this.#room(pool).then(() => this.#send(pool, payload, signal));
+		return this.#sendWithRoom(pool, payload, signal);
 	}
 
 	/** Marks `pool` as running TypeScript job modules: its new threads (a spare too) register the loader hooks as they start. */
@@ -129,14 +129,16 @@ export class ThreadPools {
 		return this.#idleThread(pool) !== undefined || this.#alive() < this.#maxWorkers;
 	}
 
-	async #room(pool: Pool): Promise<void> {
-		while (!this.#hasRoom(pool)) {
+	/** Waits for room, and sends the call in the same step as the look that found it (calls woken together would take the same room). */
+	async #sendWithRoom(pool: Pool, payload: ThreadCallPayload, signal: CallAbortSignal): Promise<unknown> {
+		while (this.#closed || !this.#hasRoom(pool)) {
 			if (this.#closed) {
 				throw new Error("The thread pool closed before the call got a thread");
 			}
 			const giveWay = this.#giveWay(pool);
 			await (giveWay ?? new Promise<void>((resolve) => this.#waiting.push(resolve)));
 		}
+		return this.#send(pool, payload, signal);
 	}
 
 	/** Ends an idle thread of a pool other than `pool`; resolves once it has exited. */
