@@ -46,6 +46,7 @@ export class Scheduler extends SchedulerEvents {
 				settled: (task, call, outcome) => this.#settled(task, call.future, outcome),
 			},
 			pool.minWorkers,
+			pool.isolate,
 		);
 		this.#emitter = new Emitter((error, event) => this.#handlerError(error, event));
 		openPort(this, {

@@ -6,7 +6,7 @@ import { readdirSync } from "node:fs";
 import { describe, it } from "node:test";
 import type { Call } from "../src/executors/executor.ts";
 import { ThreadCall } from "../src/executors/threads/call.ts";
-import type { Pool } from "../src/executors/threads/pools.ts";
+import type { Pool, ThreadPools } from "../src/executors/threads/pools.ts";
 import { MainSlots } from "../src/executors/threads/slots.ts";
 import { DataCloneError, type Future, Scheduler, WorkerCrashedError } from "../src/index.ts";
 import { createSlots, FLOAT, INT } from "../src/protocol/call-slots.ts";
@@ -148,6 +148,7 @@ describe("a call slot that makes no sense", () => {
 		const call = new ThreadCall({ id: 1, ref: { module: "job.js", name: "f" }, args: [], limits: undefined } as unknown as Call, {
 			pool,
 			slots,
+			pools: { run: (target: Pool, payload: unknown, signal: unknown) => target.run(payload as never, { signal } as never) } as unknown as ThreadPools,
 			slot: 0,
 			generation: 7,
 			waiting: new Set(),

@@ -3,6 +3,7 @@ import type { Outcome } from "../future.ts";
 import type { Watchers } from "../limits/monitor.ts";
 import { OffHeapWatch } from "../limits/off-heap.ts";
 import { Placer } from "../limits/placement.ts";
+import type { Isolation } from "../pool-options.ts";
 import { Watchdog } from "../limits/watchdog.ts";
 import { exposeForTests } from "../test-hooks.ts";
 import { type Call, Cancellation, type Executor, type Settled } from "./executor.ts";
@@ -65,11 +66,13 @@ export class Dispatcher<Owner> {
 	readonly #cancel = (entry: Entry<Owner>, reason: CancelledError): void => this.#cancelEntry(entry, reason);
 
 	readonly #minWorkers: number;
+	readonly #isolate: Isolation;
 
-	/** `minWorkers` threads start when it opens (see `PoolOptions`). */
-	constructor(kind: ExecutorKind, maxWorkers: number, sink: DispatchSink<Owner>, minWorkers = 0) {
+	/** `minWorkers` threads start when it opens; `isolate` says whether a thread or process runs more than one call (see `PoolOptions`). */
+	constructor(kind: ExecutorKind, maxWorkers: number, sink: DispatchSink<Owner>, minWorkers = 0, isolate: Isolation = "none") {
 		this.kind = kind;
 		this.#minWorkers = minWorkers;
+		this.#isolate = isolate;
 		this.#sink = sink;
 		this.maxWorkers = kind === "sequential" ? 1 : maxWorkers;
 		const watchdog = new Watchdog();
@@ -94,11 +97,11 @@ export class Dispatcher<Owner> {
 		}
 		this.#open = true;
 		if (this.kind === "threads") {
-			const threads = new ThreadExecutor(this.maxWorkers, this.#watchers);
+			const threads = new ThreadExecutor(this.maxWorkers, this.#watchers, this.#isolate);
 			threads.warm(this.#minWorkers);
 			this.#primary = threads;
 		} else if (this.kind === "processes") {
-			this.#processes = new ProcessExecutor(this.maxWorkers, this.#watchers);
+			this.#processes = new ProcessExecutor(this.maxWorkers, this.#watchers, this.#isolate);
 			this.#processes.warm();
 			this.#primary = this.#processes;
 		} else {
@@ -221,7 +224,7 @@ export class Dispatcher<Owner> {
 	}
 
 	#processExecutor(): ProcessExecutor {
-		this.#processes ??= new ProcessExecutor(this.maxWorkers, this.#watchers);
+		this.#processes ??= new ProcessExecutor(this.maxWorkers, this.#watchers, this.#isolate);
 		return this.#processes;
 	}
 

@@ -4,6 +4,7 @@ import { Dispatcher } from "../executors/dispatcher.ts";
 import type { Call } from "../executors/executor.ts";
 import { Future, type Outcome } from "../future.ts";
 import { parseLimits, type PynisherOptions } from "../limits/options.ts";
+import { type Isolation, parseIsolate } from "../pool-options.ts";
 import { describeRef, type FunctionRef, resolveRef } from "../ref.ts";
 import { describeExpected, parseCount } from "../units.ts";
 
@@ -13,6 +14,8 @@ export interface LimitOptions extends PynisherOptions {
 	readonly executor?: "threads" | "processes";
 	/** How many calls of the wrapped function run at once; more wait their turn. @default os.availableParallelism() */
 	readonly maxWorkers?: number;
+	/** Whether each call runs on a fresh thread or process (`"call"`), or reuses one (see `PoolOptions.isolate`). @default "none" */
+	readonly isolate?: Isolation;
 }
 
 /** A function wrapped by `limit()`: each call runs under the limits, on the wrapper's own warm threads or processes. */
@@ -41,11 +44,12 @@ export function limit<Args extends unknown[] = unknown[], R = unknown>(ref: Func
 	if (typeof options !== "object" || options === null) {
 		throw new TypeError(describeExpected("options", "an object", options));
 	}
-	const { executor = "threads", maxWorkers, ...limitOptions } = options;
+	const { executor = "threads", maxWorkers, isolate, ...limitOptions } = options;
 	if (executor !== "threads" && executor !== "processes") {
 		throw new TypeError(describeExpected("executor", '"threads" or "processes"', executor));
 	}
 	const workers = maxWorkers === undefined ? availableParallelism() : parseCount("maxWorkers", maxWorkers);
+	const isolation = parseIsolate(isolate);
 	const limits = parseLimits(limitOptions);
 	// Checked now, so that a bad reference fails here and not at the first call.
 	const resolved = resolveRef(ref);
@@ -56,10 +60,16 @@ export function limit<Args extends unknown[] = unknown[], R = unknown>(ref: Func
 	const limited = (...args: Args): Promise<R> =>
 		new Promise<R>((resolve, reject) => {
 			if (dispatcher === undefined) {
-				dispatcher = new Dispatcher(executor, workers, {
-					started: () => {},
-					settled: (settle, _call, outcome) => settle(outcome),
-				});
+				dispatcher = new Dispatcher(
+					executor,
+					workers,
+					{
+						started: () => {},
+						settled: (settle, _call, outcome) => settle(outcome),
+					},
+					0,
+					isolation,
+				);
 				dispatcher.open();
 			}
 			const call: Call = { id: nextId++, ref: resolved, args, limits, taskName, future: new Future(taskName, args) };

@@ -14,7 +14,7 @@ export interface MapPlan {
 	readonly log: (line: string) => void;
 }
 
-export const CLI_MAP = "8. byop map: 10,000 no-op inputs on 2 threads";
+export const CLI_MAP = "9. byop map: 10,000 no-op inputs on 2 threads";
 
 const ITEMS = 10_000;
 const main = fileURLToPath(new URL("../../dist/src/cli/main.js", import.meta.url));

@@ -9,6 +9,7 @@ import { CLI_MAP, cliMapSection } from "./cli-map.ts";
 import { dispatchSection, scaleSection, serialSection } from "./dispatch.ts";
 import { escalationSection } from "./escalation.ts";
 import { idleSection } from "./idle.ts";
+import { ISOLATION_GAP_MS, isolationSection, type IsolationPlan } from "./isolation.ts";
 import { limitsSection } from "./limits.ts";
 import { chart, currentLoad, describeMachine, markdown, type Methods, printTable, type Row, status } from "./report.ts";
 import { userLimitsSection, type UserPlan } from "./user-limits.ts";
@@ -18,7 +19,7 @@ const quick = args.includes("--quick");
 const only = args.find((arg) => arg.startsWith("--only="))?.slice("--only=".length).split(",").map(Number);
 const write = !quick && only === undefined && !args.includes("--no-write");
 
-const plan: UserPlan & { readonly trials: number } = {
+const plan: UserPlan & IsolationPlan & { readonly trials: number } = {
 	rounds: quick ? 3 : 5,
 	ratioRounds: quick ? 3 : 9,
 	burst: quick ? 5_000 : 20_000,
@@ -28,6 +29,8 @@ const plan: UserPlan & { readonly trials: number } = {
 	trials: quick ? 5 : 20,
 	userCalls: quick ? 5 : 12,
 	transpileCalls: quick ? 10 : 30,
+	isolationCalls: quick ? 20 : 40,
+	spacedCalls: quick ? 5 : 8,
 	log: (line) => console.error(line),
 };
 
@@ -48,6 +51,8 @@ const methods: Methods = {
 		"Calls as a user makes them, with no warm-up or re-warming between them: on a fresh `Scheduler.withThreads({ maxWorkers: 2 })` run, and on a fresh `Scheduler.withProcesses({ maxWorkers: 2 })` run, a series of 12 calls of a busy loop (`for (;;) {}`) under a 500 ms wall limit, and another series on another fresh run under a 500 ms CPU limit; each call is submitted 150 ms after the previous call's `EXCEPTION` event, and the figure is the time from `submit()` to that event, minus the limit. The first call of each series pays the pool's first start and is left out of the figures (the reference column gives it). The transpile row runs a job module that imports the TypeScript compiler and runs `ts.transpileModule` on the text of 30 `.ts` files of `src/`, each twice, per call: each of 5 rounds times 30 calls awaited one after another on a `Scheduler.withProcesses({ maxWorkers: 1 })` run whose task has a `PynisherPlugin({ memoryLimit: \"512mb\", memoryKind: \"rss\" })`, and 30 on another such run without a plugin, alternating between them, after a first call and 2 calls of warm-up on each; the figure is the ratio of the time per call within a round.",
 	[CLI_MAP]:
 		"Each round runs two commands from a fresh start to their exit, alternating: `byop map --concurrency 2 --input in.jsonl --output out.jsonl jobs.mjs#add` (the built `dist/src/cli/main.js`) over 10,000 lines `[i, 1]`, and a plain Node script (`test/bench/map-piscina.mjs`) that reads the same lines with `readline`, sends each to a piscina pool of 2 threads with `pool.run()` (all at once, as a plain loop does) and writes one JSON line per result. Both times include Node's start, the pool's start and writing the output; the output is checked to hold 10,000 lines.",
+	"8. Per-call isolation":
+		`Threads and processes, each with \`maxWorkers: 2\`: one run with \`isolate: "none"\` (threads and processes reused) and one with \`isolate: "call"\` (a fresh thread or process for every call, a spare started ahead) stay open for the whole section, each after a first call and 2 calls of warm-up. Each round times, on each run in turn, ${plan.isolationCalls} no-op calls awaited one after another (back to back: the spare started after a call may not be ready for the next), then ${plan.spacedCalls} calls ${ISOLATION_GAP_MS} ms apart (the gaps not counted: a spare has time to start); the figure is the ratio of the time per call within a round.`,
 };
 
 const sections: readonly (readonly [number, string, () => Promise<Row[]>])[] = [
@@ -58,7 +63,8 @@ const sections: readonly (readonly [number, string, () => Promise<Row[]>])[] = [
 	[5, "scale", () => scaleSection(plan)],
 	[6, "watchdog idle cost", () => idleSection(plan)],
 	[7, "limits as a user sees them", () => userLimitsSection(plan)],
-	[8, "byop map", () => cliMapSection(plan)],
+	[9, "byop map", () => cliMapSection(plan)],
+	[8, "per-call isolation", () => isolationSection(plan)],
 ];
 
 const loadAtStart = currentLoad();

@@ -1,5 +1,6 @@
 import type { Watchers } from "../../limits/monitor.ts";
 import type { Limits } from "../../limits/types.ts";
+import type { Isolation } from "../../pool-options.ts";
 import { exposeForTests } from "../../test-hooks.ts";
 import { runCall } from "../call.ts";
 import type { Execution, Executor, Settled } from "../executor.ts";
@@ -16,22 +17,30 @@ function processHeapCap(limits: Limits | undefined): number {
 }
 
 /**
- * Runs calls in forked Node processes, one call per process at a time, kept warm and reused.
- * Each process leads its own process group; stopping a call kills the group. Limits are watched
- * from this process: wall time by a timer, CPU time and resident memory from `/proc`.
+ * Runs calls in forked Node processes, one call per process at a time, kept warm and reused
+ * (with `isolate: "call"`, each process runs one call and is replaced). At most `maxWorkers`
+ * processes are alive at once, whatever their heap caps: an idle process of another cap gives
+ * way, and has exited, before a new one starts. Each process leads its own process group;
+ * stopping a call kills the group. Limits are watched from this process: wall time by a timer,
+ * CPU time and resident memory from `/proc`.
  */
 export class ProcessExecutor implements Executor {
 	readonly where = "process" as const;
 	readonly #maxWorkers: number;
 	readonly #watchers: Watchers;
+	readonly #isolate: boolean;
 	readonly #idle: PoolProcess[] = [];
+	/** Every process not yet exited, busy, idle or being killed. */
 	readonly #all = new Set<PoolProcess>();
+	/** Calls waiting for a process to exit, so that theirs can start. */
+	readonly #waiting: (() => void)[] = [];
 	#closed = false;
 	readonly #release = (proc: PoolProcess, limits: Limits | undefined, killed: boolean): void => this.#releaseProcess(proc, limits, killed);
 
-	constructor(maxWorkers: number, watchers: Watchers) {
+	constructor(maxWorkers: number, watchers: Watchers, isolate: Isolation = "none") {
 		this.#maxWorkers = maxWorkers;
 		this.#watchers = watchers;
+		this.#isolate = isolate === "call";
 		exposeForTests(this, { pids: () => [...this.#all].filter((proc) => proc.alive).map((proc) => proc.pid) });
 	}
 
@@ -59,6 +68,11 @@ export class ProcessExecutor implements Executor {
 			if (index >= 0) {
 				this.#idle.splice(index, 1);
 			}
+			if (this.#waiting.length > 0) {
+				// A call waits for room: it comes before a successor.
+				this.#waiting.shift()?.();
+				return;
+			}
 			// A process that served calls and was then stopped, crashed or retired gets a successor
 			// now, so that the next call finds one started. A process that ended before it was
 			// given a call gets none: whatever ended it may end the next one too, and a call that
@@ -70,25 +84,37 @@ export class ProcessExecutor implements Executor {
 		return proc;
 	}
 
-	#acquire(heapCapMb: number): PoolProcess {
+	/**
+	 * A process for a call with heap cap `heapCapMb`: an idle one of that cap, or a new one once
+	 * fewer than `maxWorkers` are alive. An idle process of another cap is killed to make room,
+	 * and the call waits until it has exited (a killed process stays alive for a moment).
+	 */
+	#acquire(heapCapMb: number): PoolProcess | Promise<PoolProcess> {
 		const index = this.#idle.findIndex((proc) => proc.alive && proc.heapCapMb === heapCapMb);
 		if (index >= 0) {
 			const proc = this.#idle.splice(index, 1)[0]!;
 			proc.busy();
 			return proc;
 		}
-		if (this.#all.size >= this.#maxWorkers && this.#idle.length > 0) {
-			// Make room: an idle process with another heap cap gives way.
-			this.#idle.shift()?.kill();
+		if (this.#all.size < this.#maxWorkers) {
+			const proc = this.#spawn(heapCapMb);
+			proc.busy();
+			return proc;
 		}
-		const proc = this.#spawn(heapCapMb);
-		proc.busy();
-		return proc;
+		// Make room: an idle process with another heap cap gives way.
+		this.#idle.shift()?.kill();
+		return new Promise<void>((resolve) => this.#waiting.push(resolve)).then(() => {
+			if (this.#closed) {
+				throw new Error("The process pool closed before the call got a process");
+			}
+			return this.#acquire(heapCapMb);
+		});
 	}
 
 	/** Takes a process back after a call; one that was told to die, or holds too much of what the call left, is not reused. */
 	#releaseProcess(proc: PoolProcess, limits: Limits | undefined, killed: boolean): void {
-		if (killed) {
+		if (killed || this.#isolate) {
+			// With isolate "call", its successor starts as it exits.
 			proc.kill();
 			return;
 		}
@@ -112,13 +138,33 @@ export class ProcessExecutor implements Executor {
 			return Promise.resolve({ kind: "cancelled", error: execution.cancellation.reason, usage: undefined });
 		}
 		const proc = this.#acquire(processHeapCap(execution.call.limits));
-		return runCall(execution, new ProcessCall(execution.call, proc, this.#release), this.#watchers);
+		if (proc instanceof PoolProcess) {
+			return runCall(execution, new ProcessCall(execution.call, proc, this.#release), this.#watchers);
+		}
+		return proc.then(
+			(ready) => {
+				if (execution.cancellation.reason !== undefined) {
+					// Cancelled while it waited for room: the process it was given goes back to the pool.
+					ready.idle();
+					this.#idle.push(ready);
+					return { kind: "cancelled", error: execution.cancellation.reason, usage: undefined };
+				}
+				return runCall(execution, new ProcessCall(execution.call, ready, this.#release), this.#watchers);
+			},
+			(error: unknown): Settled => {
+				const reason = execution.cancellation.reason;
+				return reason === undefined ? { kind: "exception", error, usage: undefined } : { kind: "cancelled", error: reason, usage: undefined };
+			},
+		);
 	}
 
 	async close(): Promise<void> {
 		this.#closed = true;
 		const all = [...this.#all];
 		this.#idle.length = 0;
+		for (const resume of this.#waiting.splice(0)) {
+			resume();
+		}
 		for (const proc of all) {
 			// Held until it has exited: an idle process does not keep the program alive, but close() waits for it.
 			proc.busy();

@@ -11,13 +11,15 @@ import { deserializeError, type SerializedError, serializeError } from "../../se
 import type { CallAdapter, Ending } from "../call.ts";
 import type { Call } from "../executor.ts";
 import { isOutOfMemory, threadFailure } from "./crash.ts";
-import { LOAD_WAIT_MS, type Pool } from "./pools.ts";
+import { LOAD_WAIT_MS, type Pool, type ThreadPools } from "./pools.ts";
 import type { MainSlots } from "./slots.ts";
 import { ThreadCpu } from "./thread-cpu.ts";
 
 /** Where a thread call runs: its pool, its slot, and how stop notices reach threads. */
 export interface ThreadPlace {
 	readonly pool: Pool;
+	/** The executor's pools, which send the call to `pool` once the budget of threads has room. */
+	readonly pools: ThreadPools;
 	readonly slots: MainSlots;
 	readonly slot: number;
 	readonly generation: number;
@@ -116,13 +118,13 @@ export class ThreadCall implements CallAdapter {
 	}
 
 	async run(): Promise<Ending> {
-		const { pool, slots, slot, generation, key } = this.#place;
+		const { pool, pools, slots, slot, generation, key } = this.#place;
 		const { id, ref, args } = this.#call;
 		// The call counts as running from here: it holds one of the pool's places (its thread may
 		// still have to start); limits count from the start its worker records.
 		this.#place.waiting.add(this.#stranded);
 		this.#sentAt = performance.now();
-		const sent = await pool.run({ id, ref, args, slot, generation, key }, { signal: this.#signal }).then(answeredWith, failedWith);
+		const sent = await pools.run(pool, { id, ref, args, slot, generation, key }, this.#signal).then(answeredWith, failedWith);
 		this.#place.waiting.delete(this.#stranded);
 		this.#settled = true;
 		if (sent.answered) {
@@ -146,6 +148,7 @@ export class ThreadCall implements CallAdapter {
 			killAll(tree);
 			this.#place.rewarm(this.#place.pool, this.#call.ref.module);
 		}
+		pools.settled(pool);
 		if (ended === ENDED.ok) {
 			return { kind: "result", value: sent.answer, usage: slots.usage(slot) };
 		}

@@ -3,6 +3,7 @@ import { BroadcastChannel } from "node:worker_threads";
 import { formatBytes, MemoryLimitError } from "../../limits/errors.ts";
 import { capsHeap, THREAD_MIN_HEAP_BYTES } from "../../limits/placement.ts";
 import type { Watchers } from "../../limits/monitor.ts";
+import type { Isolation } from "../../pool-options.ts";
 import { createSlots } from "../../protocol/call-slots.ts";
 import type { AbortMessage } from "../../protocol/messages.ts";
 import { exposeForTests } from "../../test-hooks.ts";
@@ -20,8 +21,10 @@ const ANSWER_CHECK_MS = 250;
 const TYPESCRIPT_MODULE = /\.[cm]?tsx?$/;
 
 /**
- * Runs calls on piscina worker-thread pools (see `ThreadPools`). Wall and CPU limits abort the
- * call, which terminates its thread; piscina starts a new one for the next call.
+ * Runs calls on piscina worker-thread pools (see `ThreadPools`), with at most `maxWorkers`
+ * threads alive across them. Wall and CPU limits abort the call, which terminates its thread;
+ * piscina starts a new one for the next call. With `isolate: "call"`, every call's thread ends
+ * after it, and a spare is kept started.
  */
 export class ThreadExecutor implements Executor {
 	readonly where = "thread" as const;
@@ -51,22 +54,28 @@ export class ThreadExecutor implements Executor {
 	readonly #waiting = new WeakMap<Pool, Set<(failure: unknown) => void>>();
 	/** The smallest heap cap a call is sent to a thread with (tests lower it to have threads fail to start). */
 	readonly #startable = { minHeapBytes: THREAD_MIN_HEAP_BYTES };
+	readonly #isolate: boolean;
 
-	constructor(maxWorkers: number, watchers: Watchers) {
+	constructor(maxWorkers: number, watchers: Watchers, isolate: Isolation = "none") {
 		this.#maxWorkers = maxWorkers;
+		this.#isolate = isolate === "call";
 		this.#watchers = watchers;
 		const buffer = createSlots(maxWorkers);
 		this.#slots = new MainSlots(buffer);
-		this.#pools = new ThreadPools(maxWorkers, { slots: buffer, channel: this.#channelName, key: this.#key, loaders: threadLoaders() });
+		this.#pools = new ThreadPools(maxWorkers, { slots: buffer, channel: this.#channelName, key: this.#key, loaders: threadLoaders() }, this.#isolate);
 		this.#freeSlots = Array.from({ length: maxWorkers }, (_, i) => maxWorkers - 1 - i);
 		exposeForTests(this, { threads: () => this.#pools.counts(), startable: () => this.#startable });
 	}
 
-	/** Makes the default pool and starts `count` of its threads now, so the first calls do not wait for them. */
+	/**
+	 * Makes the default pool and starts `count` of its threads now, so the first calls do not
+	 * wait for them; with `isolate: "call"`, at least one, the first call's spare.
+	 */
 	warm(count = 0): void {
 		const pool = this.#pools.get(0);
-		if (count > 0) {
-			this.#pools.warm(pool, count);
+		const threads = this.#isolate ? Math.max(1, count) : count;
+		if (threads > 0) {
+			this.#pools.warm(pool, threads);
 		}
 	}
 
@@ -87,7 +96,11 @@ export class ThreadExecutor implements Executor {
 		const watchOffHeap = capBytes > 0 && limits?.memoryKind === "auto" && limits.escalate;
 		const pool = this.#pools.get(capBytes);
 		const waiting = this.#waitingIn(pool);
-		const call = new ThreadCall(execution.call, { pool, slots: this.#slots, slot, generation, key: this.#key, capBytes, watchOffHeap, waiting, post: this.#post, rewarm: this.#rewarm });
+		if (this.#isolate && TYPESCRIPT_MODULE.test(execution.call.ref.module)) {
+			// Its spare is ready for the next such call.
+			this.#pools.typescript(pool);
+		}
+		const call = new ThreadCall(execution.call, { pool, pools: this.#pools, slots: this.#slots, slot, generation, key: this.#key, capBytes, watchOffHeap, waiting, post: this.#post, rewarm: this.#rewarm });
 		this.#inFlight.add(call);
 		this.#answerCheck ??= setInterval(this.#checkAnswers, ANSWER_CHECK_MS).unref();
 		try {
