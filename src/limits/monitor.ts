@@ -186,7 +186,9 @@ export class CallMonitor implements Watched {
 					this.#fire(new CpuTimeLimitError(cpuMs, 0, { message: notStarted("CPU time", cpuMs, waited) }));
 					return MAX_CHECK_MS;
 				}
-				wait = left;
+				// Checked again once it could have passed its limit from a start now, or once it has
+				// waited too long to start, whichever comes first.
+				wait = Math.min(cpuMs, left);
 			} else {
 				// Started but not readable now: look again soon.
 				wait = this.intervalMs;
