@@ -57,11 +57,11 @@ function make(kind: (typeof kinds)[number], options: { maxWorkers?: number; isol
 }
 
 /** Calls `pollute`, then `inspect`, one after the other. */
-async function pollution(scheduler: Scheduler): Promise<{ first: Seen; second: Seen }> {
-	const pollute = scheduler.task<[string], Seen>(fixture("pollute"));
+async function pollution(scheduler: Scheduler, patchParse = true): Promise<{ first: Seen; second: Seen }> {
+	const pollute = scheduler.task<[string, boolean], Seen>(fixture("pollute"));
 	const inspect = scheduler.task<[], Seen>(fixture("inspect"));
 	return within(scheduler, async () => {
-		const first = await pollute.submit("left by call 1")!;
+		const first = await pollute.submit("left by call 1", patchParse)!;
 		const second = await inspect.submit()!;
 		return { first, second };
 	});
@@ -94,18 +94,20 @@ describe("isolate: what one call leaves to the next on a worker", () => {
 			}
 		});
 
-		it(`${kind}, isolate "none" (the default): the next call on the same ${kind === "threads" ? "thread" : "process"} finds what the first left`, async () => {
-			const { first, second } = await pollution(make(kind, { maxWorkers: 1 }));
+		it(`${kind}, isolate "none" (the default): the next call on the same ${kind === "threads" ? "thread" : "process"} finds what the first left, but for watched built-ins${kind === "processes" ? " and the working directory" : ""}`, async () => {
+			const { first, second } = await pollution(make(kind, { maxWorkers: 1 }), false);
 			assert.equal(second.pid, first.pid);
 			assert.equal(second.threadId, first.threadId);
 			assert.deepEqual(
 				{ map: second.map, parse: second.parse, global: second.global, env: second.env },
-				{ map: "left by call 1", parse: "left by call 1", global: "left by call 1", env: "left by call 1" },
+				{ map: "left by call 1", parse: null, global: "left by call 1", env: "left by call 1" },
 			);
-			if (kind === "processes") {
-				assert.equal(second.cwd, first.cwd);
-				assert.notEqual(second.cwd, process.cwd());
-			}
+			// Each call on a process starts in the process's first working directory.
+			assert.equal(second.cwd, process.cwd());
+			// A call that replaces a built-in the worker runs on (JSON.parse) has its worker replaced.
+			const replaced = await pollution(make(kind, { maxWorkers: 1 }), true);
+			assert.ok(replaced.second.pid !== replaced.first.pid || replaced.second.threadId !== replaced.first.threadId, JSON.stringify(replaced));
+			assert.equal(replaced.second.parse, null);
 		});
 
 		it(`${kind}, isolate "call": spaced calls find a spare started, not a cold start`, async () => {
