@@ -29,6 +29,11 @@ export class ProcessExecutor implements Executor {
 	readonly #maxWorkers: number;
 	readonly #watchers: Watchers;
 	readonly #isolate: boolean;
+	/**
+	 * How many processes may be alive at once: `maxWorkers`, and with `isolate` as many again for
+	 * the spares, so that each running call's successor is started while it runs.
+	 */
+	readonly #budget: number;
 	readonly #idle: PoolProcess[] = [];
 	/** Every process not yet exited, busy, idle or being killed. */
 	readonly #all = new Set<PoolProcess>();
@@ -41,6 +46,7 @@ export class ProcessExecutor implements Executor {
 		this.#maxWorkers = maxWorkers;
 		this.#watchers = watchers;
 		this.#isolate = isolate === "call";
+		this.#budget = this.#isolate ? 2 * maxWorkers : maxWorkers;
 		exposeForTests(this, { pids: () => [...this.#all].filter((proc) => proc.alive).map((proc) => proc.pid) });
 	}
 
@@ -77,7 +83,7 @@ export class ProcessExecutor implements Executor {
 			// now, so that the next call finds one started. A process that ended before it was
 			// given a call gets none: whatever ended it may end the next one too, and a call that
 			// needs a process starts one anyway.
-			if (!this.#closed && proc.served && this.#all.size < this.#maxWorkers) {
+			if (!this.#closed && proc.served && this.#all.size < this.#maxWorkers && !(this.#isolate && this.#hasSpare(proc.heapCapMb))) {
 				this.#idle.push(this.#spawn(proc.heapCapMb));
 			}
 		});
@@ -96,7 +102,7 @@ export class ProcessExecutor implements Executor {
 			proc.busy();
 			return proc;
 		}
-		if (this.#all.size < this.#maxWorkers) {
+		if (this.#all.size < this.#budget) {
 			const proc = this.#spawn(heapCapMb);
 			proc.busy();
 			return proc;
@@ -109,6 +115,18 @@ export class ProcessExecutor implements Executor {
 			}
 			return this.#acquire(heapCapMb);
 		});
+	}
+
+	/** Whether an idle process of heap cap `heapCapMb` waits for a call. */
+	#hasSpare(heapCapMb: number): boolean {
+		return this.#idle.some((proc) => proc.alive && proc.heapCapMb === heapCapMb);
+	}
+
+	/** With `isolate`: starts a spare for calls of heap cap `heapCapMb`, unless one waits already, within the budget. */
+	#spare(heapCapMb: number): void {
+		if (this.#isolate && !this.#closed && !this.#hasSpare(heapCapMb) && this.#all.size < this.#budget) {
+			this.#idle.push(this.#spawn(heapCapMb));
+		}
 	}
 
 	/** Takes a process back after a call; one that was told to die, or holds too much of what the call left, is not reused. */
@@ -137,8 +155,11 @@ export class ProcessExecutor implements Executor {
 		if (execution.cancellation.reason !== undefined) {
 			return Promise.resolve({ kind: "cancelled", error: execution.cancellation.reason, usage: undefined });
 		}
-		const proc = this.#acquire(processHeapCap(execution.call.limits));
+		const heapCapMb = processHeapCap(execution.call.limits);
+		const proc = this.#acquire(heapCapMb);
 		if (proc instanceof PoolProcess) {
+			// With isolate "call", the next call's process starts while this one runs.
+			this.#spare(heapCapMb);
 			return runCall(execution, new ProcessCall(execution.call, proc, this.#release), this.#watchers);
 		}
 		return proc.then(
@@ -149,6 +170,7 @@ export class ProcessExecutor implements Executor {
 					this.#idle.push(ready);
 					return { kind: "cancelled", error: execution.cancellation.reason, usage: undefined };
 				}
+				this.#spare(heapCapMb);
 				return runCall(execution, new ProcessCall(execution.call, ready, this.#release), this.#watchers);
 			},
 			(error: unknown): Settled => {

@@ -39,6 +39,11 @@ export function heapCapMb(bytes: number): { old: number; young: number } {
  */
 export class ThreadPools {
 	readonly #maxWorkers: number;
+	/**
+	 * How many threads may be alive at once across the pools: `maxWorkers`, and with `isolate` as
+	 * many again for the spares, so that each running call's successor is started while it runs.
+	 */
+	readonly #budget: number;
 	readonly #isolate: boolean;
 	readonly #data: Omit<ThreadWorkerData, "cap">;
 	readonly #pools = new Map<number, Pool>();
@@ -73,6 +78,7 @@ export class ThreadPools {
 
 	constructor(maxWorkers: number, data: Omit<ThreadWorkerData, "cap">, isolate = false) {
 		this.#maxWorkers = maxWorkers;
+		this.#budget = isolate ? 2 * maxWorkers : maxWorkers;
 		this.#isolate = isolate;
 		this.#data = data;
 	}
@@ -126,7 +132,7 @@ export class ThreadPools {
 
 	/** Whether a call sent to `pool` now starts on an idle thread, or on a new one within the budget. */
 	#hasRoom(pool: Pool): boolean {
-		return this.#idleThread(pool) !== undefined || this.#alive() < this.#maxWorkers;
+		return this.#idleThread(pool) !== undefined || this.#alive() < this.#budget;
 	}
 
 	/** Waits for room, and sends the call in the same step as the look that found it (calls woken together would take the same room). */
@@ -212,7 +218,7 @@ export class ThreadPools {
 	/** With `isolate`: starts a spare thread for the latest call's pool if it has none idle or starting, within the budget. */
 	#spare(): void {
 		const pool = this.#latest;
-		if (pool !== undefined && !this.#closed && (this.#warmingIn.get(pool) ?? 0) === 0 && this.#idleThread(pool) === undefined && this.#alive() < this.#maxWorkers) {
+		if (pool !== undefined && !this.#closed && (this.#warmingIn.get(pool) ?? 0) === 0 && this.#idleThread(pool) === undefined && this.#alive() < this.#budget) {
 			this.#warmOne(pool);
 		}
 	}
@@ -256,7 +262,7 @@ export class ThreadPools {
 			minThreads: 0,
 			// The budget across pools is kept by `run` and `warm`: piscina starts a thread only
 			// for a call or a warm-up that finds no idle one.
-			maxThreads: this.#maxWorkers,
+			maxThreads: this.#budget,
 			idleTimeout: cap === undefined ? 60_000 : 5_000,
 			loadBalancer: this.#balancer,
 			// Run and wait time histograms cost every call; byop measures its calls itself.
