@@ -1,16 +1,28 @@
 // The `byop` command as users get it: the package packed, installed into a fresh project, and
-// its `node_modules/.bin/byop` spawned.
+// its `node_modules/.bin/byop` spawned; and the same command started from its source, in the
+// same project, so that the coverage of `src/cli/` is measured (a child process started under
+// c8 reports its coverage, mapped back to the TypeScript source).
 import assert from "node:assert/strict";
 import { execFileSync, spawn } from "node:child_process";
 import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
-import { fileURLToPath } from "node:url";
+import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const project = mkdtempSync(path.join(tmpdir(), "byop-cli-"));
 const byop = path.join(project, "node_modules", ".bin", "byop");
+const tsx = pathToFileURL(path.join(root, "node_modules", "tsx", "dist", "loader.mjs")).href;
+const source = path.join(root, "src", "cli", "main.ts");
+
+/** Where the command is started from: the packed package as installed, or the source through tsx. */
+type From = "packed" | "source";
+
+/** The program and arguments that run `byop args…`. */
+function command(args: readonly string[], from: From): [string, string[]] {
+	return from === "packed" ? [byop, [...args]] : [process.execPath, ["--import", tsx, source, ...args]];
+}
 
 interface Ran {
 	readonly code: number | null;
@@ -26,8 +38,9 @@ interface Spawned {
 }
 
 /** Starts `byop args…` in the project, with `input` on stdin. */
-function start(args: readonly string[], input = ""): Spawned {
-	const child = spawn(byop, [...args], { cwd: project, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NODE_OPTIONS: "" } });
+function start(args: readonly string[], input = "", from: From = "source"): Spawned {
+	const [program, argv] = command(args, from);
+	const child = spawn(program, argv, { cwd: project, stdio: ["pipe", "pipe", "pipe"], env: { ...process.env, NODE_OPTIONS: "" } });
 	let stdout = "";
 	let stderr = "";
 	child.stdout.setEncoding("utf8").on("data", (chunk: string) => (stdout += chunk));
@@ -38,8 +51,8 @@ function start(args: readonly string[], input = ""): Spawned {
 	return { pid: child.pid!, done, kill: (signal) => child.kill(signal) };
 }
 
-function byopRun(args: readonly string[], input = ""): Promise<Ran> {
-	return start(args, input).done;
+function byopRun(args: readonly string[], input = "", from: From = "source"): Promise<Ran> {
+	return start(args, input, from).done;
 }
 
 function lines(text: string): Record<string, unknown>[] {
@@ -100,22 +113,24 @@ describe("the byop command", () => {
 
 	after(() => rmSync(project, { recursive: true, force: true }));
 
-	it("answers --help and --version, and byop <command> --help", async () => {
-		const help = await byopRun(["--help"]);
-		assert.equal(help.code, 0);
-		assert.match(help.stdout, /Usage: byop <command>/);
-		const version = await byopRun(["--version"]);
-		assert.equal(version.stdout.trim(), (JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version);
-		const run = await byopRun(["run", "--help"]);
-		assert.equal(run.code, 0);
-		for (const code of ["0", "1", "2", "124", "130", "137", "152"]) {
-			assert.match(run.stdout, new RegExp(`^  ${code} `, "m"), `exit code ${code} in byop run --help`);
-		}
-		assert.match((await byopRun(["map", "-h"])).stdout, /Usage: byop map/);
-		const unknown = await byopRun(["frobnicate"]);
-		assert.equal(unknown.code, 2);
-		assert.match(unknown.stderr, /Unknown command "frobnicate"/);
-	});
+	for (const from of ["packed", "source"] as const) {
+		it(`answers --help and --version, and byop <command> --help (${from})`, async () => {
+			const help = await byopRun(["--help"], "", from);
+			assert.equal(help.code, 0);
+			assert.match(help.stdout, /Usage: byop <command>/);
+			const version = await byopRun(["--version"], "", from);
+			assert.equal(version.stdout.trim(), (JSON.parse(readFileSync(path.join(root, "package.json"), "utf8")) as { version: string }).version);
+			const run = await byopRun(["run", "--help"], "", from);
+			assert.equal(run.code, 0);
+			for (const code of ["0", "1", "2", "124", "130", "137", "152"]) {
+				assert.match(run.stdout, new RegExp(`^  ${code} `, "m"), `exit code ${code} in byop run --help`);
+			}
+			assert.match((await byopRun(["map", "-h"], "", from)).stdout, /Usage: byop map/);
+			const unknown = await byopRun(["frobnicate"], "", from);
+			assert.equal(unknown.code, 2);
+			assert.match(unknown.stderr, /Unknown command "frobnicate"/);
+		});
+	}
 
 	it("run: prints the result as JSON on stdout and the usage on stderr; arguments are JSON when they parse", async () => {
 		const ran = await byopRun(["run", "cli-jobs.mjs", "-1", '{"a":[1,2]}', "hello", "true", "--wall-time"]);
@@ -194,7 +209,7 @@ describe("the byop command", () => {
 	});
 
 	it("run: loads a TypeScript module through tsx", async () => {
-		const ran = await byopRun(["run", "./typed.ts#twice", "21"]);
+		const ran = await byopRun(["run", "./typed.ts#twice", "21"], "", "packed");
 		assert.equal(ran.code, 0, ran.stderr);
 		assert.equal(ran.stdout.trim(), "42");
 	});
@@ -277,7 +292,8 @@ describe("the byop command", () => {
 
 	it("map: reading pauses while calls are under way, so a large input does not pile up in memory", async () => {
 		const gate = path.join(project, "gate-open");
-		const child = spawn(byop, ["map", "-c", "2", "./cli-jobs.mjs#gate"], { cwd: project, stdio: ["pipe", "ignore", "pipe"] });
+		const [program, argv] = command(["map", "-c", "2", "./cli-jobs.mjs#gate"], "source");
+		const child = spawn(program, argv, { cwd: project, stdio: ["pipe", "ignore", "pipe"] });
 		child.stdin.on("error", () => {});
 		const line = `${JSON.stringify([gate, "x".repeat(90)])}\n`;
 		const chunk = line.repeat(1000);
