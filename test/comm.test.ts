@@ -1,6 +1,9 @@
 import assert from "node:assert/strict";
+import { mkdtempSync, readFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { describe, it } from "node:test";
-import { CommError, CommPlugin, type CommMessage, type Future, Task } from "../src/index.ts";
+import { CommPlugin, type CommMessage, type Future, Task } from "../src/index.ts";
 import { PynisherPlugin } from "../src/pynisher/index.ts";
 import { comm } from "../src/worker.ts";
 import { EXECUTORS, make, runAll } from "./helpers.ts";
@@ -125,6 +128,7 @@ for (const kind of EXECUTORS) {
 			const task = scheduler.task(commJob("askThenHang"), { plugins: [new CommPlugin()] });
 			const log = recordComm(task);
 			task.on(CommPlugin.MESSAGE, ({ future }: CommMessage) => future.cancel());
+			task.on(CommPlugin.REQUEST, () => new Promise(() => {}));
 			await runAll(scheduler, () => [task.submit()]);
 			assert.deepEqual(log, ["open", 'message "started"', "close", "cancelled"]);
 		});
@@ -137,10 +141,11 @@ for (const kind of ["threads", "processes"] as const) {
 			const scheduler = make(kind);
 			const task = scheduler.task(commJob("askThenHang"), { plugins: [new CommPlugin(), new PynisherPlugin({ wallTimeLimit: 0.5, gracePeriod: 5 })] });
 			const log = recordComm(task);
-			const { futures } = await runAll(scheduler, () => [task.submit()]);
-			const error = await futures[0]!.catch((failure: unknown) => failure);
-			assert.ok(error instanceof CommError, `got ${String(error)}`);
-			assert.equal(error.failure, "closed");
+			task.on(CommPlugin.REQUEST, () => new Promise(() => {}));
+			const path = join(mkdtempSync(join(tmpdir(), "byop-comm-")), "failure");
+			const { futures } = await runAll(scheduler, () => [task.submit(path)]);
+			await assert.rejects(Promise.resolve(futures[0]!), { code: "ERR_WALL_TIME_LIMIT" });
+			assert.equal(readFileSync(path, "utf8"), "closed");
 			assert.deepEqual(log, ["open", 'message "started"', "close", "exception"]);
 		});
 
@@ -148,6 +153,7 @@ for (const kind of ["threads", "processes"] as const) {
 			const scheduler = make(kind);
 			const task = scheduler.task(commJob("askThenHang"), { plugins: [new CommPlugin(), new PynisherPlugin({ wallTimeLimit: 0.5 })] });
 			const log = recordComm(task);
+			task.on(CommPlugin.REQUEST, () => new Promise(() => {}));
 			const { futures } = await runAll(scheduler, () => [task.submit()]);
 			await assert.rejects(Promise.resolve(futures[0]!), { code: "ERR_WALL_TIME_LIMIT" });
 			assert.deepEqual(log, ["open", 'message "started"', "close", "exception"]);

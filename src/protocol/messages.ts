@@ -1,3 +1,4 @@
+import type { MessagePort } from "node:worker_threads";
 import type { ResolvedRef } from "../ref.ts";
 import { isSerializedError, type SerializedError } from "../serialize.ts";
 
@@ -24,6 +25,13 @@ export interface ThreadCallPayload extends CallPayload {
 	readonly generation: number;
 	/** The pool's key (see `ThreadWorkerData`): a call without it is not run. */
 	readonly key: string;
+	/**
+	 * The call's own channel to the main side, for a task with a `CommPlugin` (transferred with
+	 * the call): what the task sends (`CommUp`), then an `end` before the call answers, so that
+	 * the main side has everything the task sent before it settles the call (unlike piscina's
+	 * answer, which travels on another port).
+	 */
+	readonly port?: MessagePort | undefined;
 }
 
 /** What a worker measured of one call. */
