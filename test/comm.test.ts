@@ -161,6 +161,28 @@ for (const kind of ["threads", "processes"] as const) {
 	});
 }
 
+for (const kind of ["threads", "processes"] as const) {
+	it(`on ${kind}, a task whose worker dies mid-conversation: CLOSE comes, then its exception`, async () => {
+		const scheduler = make(kind);
+		const task = scheduler.task(commJob("sendThenCrash"), { plugins: [new CommPlugin()] });
+		const log = recordComm(task);
+		const { futures } = await runAll(scheduler, () => [task.submit()]);
+		await assert.rejects(Promise.resolve(futures[0]!));
+		assert.deepEqual(log, ["open", 'message "last words"', "close", "exception"]);
+	});
+}
+
+describe("comm messages a process's task forges", () => {
+	for (const well of [true, false]) {
+		it(`a ${well ? "well-formed comm message with a made-up token" : "comm message of an unknown kind"} ends its call with WorkerProtocolError`, async () => {
+			const scheduler = make("processes");
+			const task = scheduler.task(commJob("forgeComm"), { plugins: [new CommPlugin()] });
+			const { futures } = await runAll(scheduler, () => [task.submit(well)]);
+			await assert.rejects(Promise.resolve(futures[0]!), { code: "ERR_WORKER_PROTOCOL" });
+		});
+	}
+});
+
 describe("comm outside a task", () => {
 	it("throws CommError (unavailable)", () => {
 		assert.throws(() => comm.send(1), { code: "ERR_COMM", failure: "unavailable" });
