@@ -67,4 +67,25 @@ export class WorkerProtocolError extends Error {
 	override name = "WorkerProtocolError";
 }
 
-registerErrors(CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError, WorkerProtocolError);
+/** Why a `comm` call inside a task failed (see `CommPlugin`). */
+export type CommFailure = "unavailable" | "timeout" | "no-handler" | "handler-failed" | "closed";
+
+/**
+ * A `comm.send()` or `comm.request()` inside a task failed: `comm` was used outside a task or on
+ * a task without a `CommPlugin` (`unavailable`), a request got no answer in time (`timeout`), no
+ * handler answered it (`no-handler`), the handler threw (`handler-failed`, its error is the
+ * `cause`), or the call was being stopped or had ended (`closed`).
+ */
+export class CommError extends Error {
+	readonly code = "ERR_COMM";
+	override name = "CommError";
+	/** Which failure it was. */
+	readonly failure: CommFailure;
+
+	constructor(message: string, failure: CommFailure = "closed", options?: ErrorOptions) {
+		super(message, options);
+		this.failure = failure;
+	}
+}
+
+registerErrors(CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError, WorkerProtocolError, CommError);

@@ -25,6 +25,26 @@ export function defineEvent<Args extends unknown[]>(name: string): EventKey<Args
 	return name as EventKey<Args>;
 }
 
+/**
+ * An event payload (the first argument) may carry a function under this key: it is then given
+ * each handler's outcome, as a promise that rejects when the handler throws or its promise
+ * rejects, and such failures are its to report instead of the sink's. `CommPlugin` uses it to
+ * answer a request whose handler threw.
+ */
+export const HANDLER_OUTCOME = Symbol("byop.handlerOutcome");
+
+/** What may observe the handlers of an event (see `HANDLER_OUTCOME`). */
+type Observed = { readonly [HANDLER_OUTCOME]?: (outcome: Promise<unknown>) => void };
+
+/** The outcome observer of an event's first argument, if it has one. */
+function observerOf(payload: unknown): ((outcome: Promise<unknown>) => void) | undefined {
+	if (typeof payload !== "object" || payload === null) {
+		return undefined;
+	}
+	const observer = (payload as Observed)[HANDLER_OUTCOME];
+	return typeof observer === "function" ? observer : undefined;
+}
+
 /** Called with the error when a handler throws or its promise rejects. */
 export type HandlerErrorSink = (error: unknown, event: string) => void;
 
@@ -57,6 +77,17 @@ export class Emitter {
 			return () => this.off(event, handler);
 		}
 		const wrapper = (args: unknown[]): void => {
+			const observe = observerOf(args[0]);
+			if (observe !== undefined) {
+				let outcome: Promise<unknown>;
+				try {
+					outcome = Promise.resolve(handler(...(args as ArgsOf<K>)));
+				} catch (error) {
+					outcome = Promise.reject(error);
+				}
+				observe(outcome);
+				return;
+			}
 			try {
 				const returned = handler(...(args as ArgsOf<K>));
 				if (returned instanceof Promise) {

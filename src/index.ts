@@ -8,6 +8,7 @@ export type { Plugin } from "./plugins/plugin.ts";
 export type { Call } from "./executors/executor.ts";
 export type { Limits } from "./limits/types.ts";
 export { Limiter, type LimiterOptions } from "./plugins/limiter.ts";
-export { CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError, WorkerProtocolError } from "./errors.ts";
+export { CommPlugin, type CommMessage, type CommRequest } from "./plugins/comm.ts";
+export { CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError, WorkerProtocolError, CommError, type CommFailure } from "./errors.ts";
 export { currentCall, taskSignal, type CallContext } from "./worker/context.ts";
 export { parseDuration, parseMemory, type Duration, type MemorySize, type TimeUnit, type MemoryUnit } from "./units.ts";

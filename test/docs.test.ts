@@ -22,6 +22,12 @@ const expected: Record<string, RegExp[][]> = {
 		[/\{ epochs: 2, loss: /, /^true$/m],
 	],
 	"scheduler.md": [[/"epochs":1/, /"epochs":3/, /^exhausted$/m], [/stopped: enough waiting/, /^stopped$/m]],
+	"plugins.md": [
+		[/refused sleepy\(200\): one is in flight/],
+		[/^open\nprogress \{"epoch":1,"loss":0\.5\}\nprogress \{"epoch":2,"loss":0\.25\}\nprogress \{"epoch":3,"loss":0\.125\}\nclose\nresult \{"epochs":3,"loss":0\.125\}$/m],
+		[/\[ 0\.1, 0\.05, 0\.03333333333333333 \]/],
+		[/^failure 1$/m, /^failure 2$/m, /^2 failed$/m],
+	],
 	"tasks-and-plugins.md": [[/\[ true, true, false \]/, /refused train\(3\)/]],
 	"../README.md": [[/\{ epochs: 42, loss: .*\} \{\s+wallMs: /, /where: 'thread'/, /^exhausted$/m]],
 };

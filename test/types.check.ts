@@ -1,5 +1,5 @@
 // Compile-only checks of the typed events: `npm test` type-checks this file and never runs it.
-import { type Future, Scheduler, Task } from "../src/index.ts";
+import { CommPlugin, type CommMessage, type Future, Scheduler, Task } from "../src/index.ts";
 import { type CpuTimeLimitError, PynisherPlugin, type WallTimeLimitError } from "../src/pynisher/index.ts";
 
 declare const task: Task;
@@ -14,6 +14,10 @@ scheduler.on(Scheduler.FINISHED, (exit) => exit.code);
 scheduler.on(Scheduler.STOP, (reason: string) => reason);
 const off: () => void = scheduler.on(Scheduler.EMPTY, () => {});
 off();
+const comm = new CommPlugin();
+task.on(CommPlugin.MESSAGE, (message: CommMessage) => [message.data, message.future, message.task]);
+task.on(comm.REQUEST, (request) => request.respond(request.data));
+task.on(CommPlugin.CLOSE, ({ future }) => future.state);
 
 // @ts-expect-error RESULT handlers receive a Future first, not a number.
 task.on(Task.RESULT, (future: number) => future);
@@ -25,3 +29,5 @@ task.on(pynisher.WALL_TIME_LIMIT_REACHED, (error: CpuTimeLimitError) => error);
 scheduler.on(Scheduler.FINISHED, (exit) => exit.code === "finished");
 // @ts-expect-error event keys are declared with defineEvent, not plain strings.
 task.on("task:result", () => {});
+// @ts-expect-error a MESSAGE has no respond(): only a REQUEST can be answered.
+task.on(CommPlugin.MESSAGE, (message) => message.respond(1));

@@ -4,6 +4,7 @@ import { Worker } from "node:worker_threads";
 import type { ChildMessage, ParentMessage, ProcessCallPayload } from "../src/protocol/messages.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
 import { ProcessClock } from "../src/worker/clocks.ts";
+import { TaskComm } from "../src/worker/comm.ts";
 import { RunningCalls } from "../src/worker/context.ts";
 import { type CallSite, runCall } from "../src/worker/run-call.ts";
 import { watchSpawns } from "../src/worker/spawn-watch.ts";
@@ -45,6 +46,9 @@ const watcher = new Worker(
 watcher.unref();
 
 const calls = new RunningCalls();
+
+/** The running call's comm channel, when its task has a `CommPlugin`, with the call's id. */
+let channel: { readonly id: number; readonly comm: TaskComm } | undefined;
 
 // A thread or process that a call starts is read closely by the parent from then on, so that one
 // that starts and ends between two of its readings is still seen.
@@ -153,14 +157,23 @@ process.on("message", (message: ParentMessage) => {
 		calls.abort(message.abort, deserializeError(message.reason));
 		return;
 	}
+	if (message.type === "comm") {
+		if (channel?.id === message.id) {
+			channel.comm.receive(message.comm);
+		}
+		return;
+	}
 	void runProcessCall(message.payload);
 });
 
 async function runProcessCall(payload: ProcessCallPayload): Promise<void> {
 	loadedRss = undefined;
 	spawnedInCall = false;
-	// The call's token stays here, out of the task's reach: only this reply carries it back.
-	const { token, ...call } = payload;
+	// The call's token stays here, out of the task's reach: only this reply and the call's comm
+	// messages carry it back.
+	const { token, comm: hasComm, ...call } = payload;
+	const comm = hasComm === true ? new TaskComm((message) => send({ type: "comm", id: call.id, token, comm: message })) : undefined;
+	channel = comm === undefined ? undefined : { id: call.id, comm };
 	// Each call starts where the process started, wherever the last one went.
 	try {
 		if (cwd() !== startDir) {
@@ -169,7 +182,7 @@ async function runProcessCall(payload: ProcessCallPayload): Promise<void> {
 	} catch {
 		// The directory is gone: the call runs where it is.
 	}
-	const ran = await runCall(call, site, calls).catch((error: unknown) => ({
+	const ran = await runCall(call, site, calls, comm).catch((error: unknown) => ({
 		result: { ok: false as const, error },
 		wallMs: 0,
 		cpuMs: 0,
@@ -177,6 +190,8 @@ async function runProcessCall(payload: ProcessCallPayload): Promise<void> {
 		externalGrowth: 0,
 		leftWork: false,
 	}));
+	comm?.close();
+	channel = undefined;
 	if (dying || ran === undefined) {
 		return;
 	}

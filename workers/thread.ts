@@ -9,6 +9,7 @@ import { nextTick } from "../src/worker/builtins.ts";
 import { ThreadClock } from "../src/worker/clocks.ts";
 import { collectGarbage } from "../src/worker/collect-garbage.ts";
 import { countSharedBuffers } from "../src/worker/heap-sampler.ts";
+import { TaskComm } from "../src/worker/comm.ts";
 import { currentCall, RunningCalls } from "../src/worker/context.ts";
 import { type CallSite, runCall, STOPPED } from "../src/worker/run-call.ts";
 import { loadersFor } from "../src/worker/tsx-hooks.ts";
@@ -119,11 +120,22 @@ export default async function runThreadCall(payload: ThreadCallPayload): Promise
 	running.id = payload.id;
 	running.slot = slot;
 	running.generation = generation;
+	const { port } = payload;
+	const comm = port === undefined ? undefined : new TaskComm((message) => port.postMessage(message));
+	if (port !== undefined && comm !== undefined) {
+		port.on("message", (message: unknown) => comm.receive(message));
+		port.unref();
+	}
 	let ran: Awaited<ReturnType<typeof runCall>>;
 	try {
-		ran = await runCall(payload, site, calls);
+		ran = await runCall(payload, site, calls, comm);
 	} finally {
 		running.id = 0;
+		// The last message on the call's port: everything the task sent is before it, and the
+		// main side settles the call only once it has it.
+		comm?.close();
+		port?.postMessage({ kind: "end" });
+		port?.removeAllListeners("message");
 	}
 	if (ran === undefined) {
 		return undefined;

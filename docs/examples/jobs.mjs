@@ -1,6 +1,6 @@
 // Job functions used by the examples in these docs. A job module is plain ES module code:
 // each export is a function that a task can name.
-import { taskSignal } from "byop/worker";
+import { comm, taskSignal } from "byop/worker";
 
 /** Pretends to train a model: `epochs` steps of real CPU work. */
 export function train(epochs) {
@@ -49,4 +49,28 @@ export async function buffers(mb) {
 	}
 	await new Promise((resolve) => setTimeout(resolve, 1000));
 	return hold.length;
+}
+
+/** Trains for `epochs` steps, reporting each step's progress to the main side through `comm`. */
+export async function trainWithProgress(epochs) {
+	let loss = 1;
+	for (let epoch = 1; epoch <= epochs; epoch++) {
+		loss *= 0.5;
+		await comm.send({ epoch, loss });
+	}
+	return { epochs, loss };
+}
+
+/** Asks the main side for a learning rate for each of `epochs` steps, and returns them. */
+export async function askForRates(epochs) {
+	const rates = [];
+	for (let epoch = 1; epoch <= epochs; epoch++) {
+		rates.push(await comm.request({ epoch }, { timeout: [5, "s"] }));
+	}
+	return rates;
+}
+
+/** Throws an Error with `message`. */
+export function fail(message) {
+	throw new Error(message);
 }

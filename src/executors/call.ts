@@ -66,10 +66,16 @@ export async function runCall(execution: Execution, adapter: CallAdapter, watche
 		stopper.stop(error instanceof Error ? error : new Error(String(error)), true);
 	}
 	if (stopper.reason === undefined) {
+		// OPEN comes before anything the task sends, CLOSE after all of it and before its outcome.
+		call.comm?.open();
 		const running = adapter.run();
 		monitor?.start();
 		execution.started();
-		ending = await running;
+		try {
+			ending = await running;
+		} finally {
+			call.comm?.close();
+		}
 	}
 	cancellation.listen(undefined);
 	const measured = ending?.usage ?? { wallMs: 0, cpuMs: -1, peakMemoryBytes: 0, where: adapter.where };

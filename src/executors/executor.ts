@@ -1,4 +1,5 @@
 import type { CancelledError } from "../errors.ts";
+import type { CallComm } from "./comm.ts";
 import type { Future, Outcome, Usage, Where } from "../future.ts";
 import type { Escalation } from "../limits/off-heap.ts";
 import type { Limits } from "../limits/types.ts";
@@ -10,6 +11,8 @@ export interface Call {
 	readonly ref: ResolvedRef;
 	args: unknown[];
 	limits: Limits | undefined;
+	/** The main side's end of the call's channel, set by a plugin such as `CommPlugin`; without it, `comm` is unavailable to the task. */
+	comm?: CallComm | undefined;
 	readonly taskName: string;
 	readonly future: Future;
 }

@@ -3,12 +3,14 @@ import type { Watchers } from "../limits/monitor.ts";
 import type { StopReason } from "../limits/stopper.ts";
 import { deserializeError, serializeError } from "../serialize.ts";
 import { ThreadClock } from "../worker/clocks.ts";
+import { TaskComm } from "../worker/comm.ts";
 import { CallControl } from "../worker/context.ts";
 import { HeapSampler } from "../worker/heap-sampler.ts";
 import { invoke } from "../worker/invoke.ts";
 import { findUncloneable } from "../worker/uncloneable.ts";
 import { DataCloneError } from "../errors.ts";
 import { type CallAdapter, type Ending, runCall } from "./call.ts";
+import { MainComm } from "./comm.ts";
 import type { Call, Execution, Executor, Settled } from "./executor.ts";
 
 /**
@@ -43,6 +45,8 @@ class MainCall implements CallAdapter {
 	readonly #call: Call;
 	readonly #clock: ThreadClock;
 	readonly #context: CallControl;
+	/** The call's channel, both ends in this thread: what crosses it is copied, as it would be between threads. */
+	readonly #comm: { readonly task: TaskComm; readonly main: MainComm } | undefined;
 	#startedAt: number | undefined;
 	#startCpu = -1;
 	#drop: (() => void) | undefined;
@@ -50,7 +54,14 @@ class MainCall implements CallAdapter {
 	constructor(call: Call, clock: ThreadClock) {
 		this.#call = call;
 		this.#clock = clock;
-		this.#context = new CallControl(call.id);
+		if (call.comm === undefined) {
+			this.#comm = undefined;
+		} else {
+			const main: MainComm = new MainComm(call.comm, (message) => task.receive(structuredClone(message)));
+			const task: TaskComm = new TaskComm((message) => main.receive(structuredClone(message)));
+			this.#comm = { task, main };
+		}
+		this.#context = new CallControl(call.id, this.#comm?.task);
 	}
 
 	startedAt(): number | undefined {
@@ -77,6 +88,8 @@ class MainCall implements CallAdapter {
 			this.#drop = () => resolve("dropped");
 		});
 		const result = await Promise.race([invoked, dropped]);
+		await this.#comm?.task.flush();
+		this.#comm?.task.close();
 		const wallMs = performance.now() - started;
 		const usage: Usage = { wallMs, cpuMs: this.#clock.spent(this.#startCpu, wallMs), peakMemoryBytes: sampler.stop(), where: "main" };
 		if (result === "dropped") {
@@ -99,5 +112,8 @@ class MainCall implements CallAdapter {
 		this.#drop?.();
 	}
 
-	release(): void {}
+	release(): void {
+		this.#comm?.task.close();
+		this.#comm?.main.close();
+	}
 }

@@ -1,4 +1,6 @@
+import type { MessagePort } from "node:worker_threads";
 import type { ResolvedRef } from "../ref.ts";
+import { type CommDown, type CommUp, commUpProblem } from "./comm.ts";
 import { isSerializedError, type SerializedError } from "../serialize.ts";
 
 /** What the main side sends to run one call, in a thread or a process. */
@@ -15,6 +17,8 @@ export interface CallPayload {
  */
 export interface ProcessCallPayload extends CallPayload {
 	readonly token: string;
+	/** The call has a comm channel (its task has a `CommPlugin`): its messages go as `comm` messages with its id and token. */
+	readonly comm?: boolean;
 }
 
 /** A call sent to a worker thread: its place in the shared call slots (see `call-slots.ts`). */
@@ -24,6 +28,13 @@ export interface ThreadCallPayload extends CallPayload {
 	readonly generation: number;
 	/** The pool's key (see `ThreadWorkerData`): a call without it is not run. */
 	readonly key: string;
+	/**
+	 * The call's own channel to the main side, for a task with a `CommPlugin` (transferred with
+	 * the call): what the task sends (`CommUp`), then an `end` before the call answers, so that
+	 * the main side has everything the task sent before it settles the call (unlike piscina's
+	 * answer, which travels on another port).
+	 */
+	readonly port?: MessagePort | undefined;
 }
 
 /** What a worker measured of one call. */
@@ -76,7 +87,11 @@ export interface ThreadWorkerData {
 }
 
 /** Messages from the parent to a pool process. */
-export type ParentMessage = { readonly type: "call"; readonly payload: ProcessCallPayload } | ({ readonly type: "abort" } & AbortMessage);
+export type ParentMessage =
+	| { readonly type: "call"; readonly payload: ProcessCallPayload }
+	| ({ readonly type: "abort" } & AbortMessage)
+	/** An acknowledgement or an answer on call `id`'s comm channel. */
+	| { readonly type: "comm"; readonly id: number; readonly comm: CommDown };
 
 /**
  * Messages from a pool process to its parent. The task runs in that process and can send any of
@@ -100,7 +115,9 @@ export type ChildMessage =
 	 * call's own code ran: the threads it has now are no call's. Taken once per process, and only
 	 * for a call the parent knows to need the loader.
 	 */
-	| { readonly type: "registered" };
+	| { readonly type: "registered" }
+	/** A message on the running call's comm channel, with the call's id and token, as its reply carries them. */
+	| { readonly type: "comm"; readonly id: number; readonly token: string; readonly comm: CommUp };
 
 /** The fields each message from a pool process has, by type; a field with `?` may be left out. */
 const CHILD_FIELDS: Readonly<Record<ChildMessage["type"], readonly string[]>> = {
@@ -110,6 +127,7 @@ const CHILD_FIELDS: Readonly<Record<ChildMessage["type"], readonly string[]>> = 
 	spawned: ["type"],
 	retire: ["type", "error"],
 	registered: ["type"],
+	comm: ["type", "id", "token", "comm"],
 };
 
 /** The fields of a reply: those of a result or of a failure, and those any reply may have. */
@@ -135,6 +153,16 @@ export function childMessageProblem(message: unknown): string | undefined {
 	if (type === "reply") {
 		const reply = replyProblem(message["reply"]);
 		return reply === undefined ? undefined : `(reply) ${reply}`;
+	}
+	if (type === "comm") {
+		if (!Number.isSafeInteger(message["id"])) {
+			return "(comm) has an id that is not an integer";
+		}
+		if (typeof message["token"] !== "string") {
+			return "(comm) has a token that is not a string";
+		}
+		const comm = commUpProblem(message["comm"]);
+		return comm === undefined ? undefined : `(comm) ${comm}`;
 	}
 	if (type === "fatal" || type === "retire") {
 		return isSerializedError(message["error"]) ? undefined : `(${type}) carries no error`;

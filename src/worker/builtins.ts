@@ -28,8 +28,13 @@ export function monotonicMs(): number {
 export const { min, max } = Math;
 export const { isFinite } = Number;
 
-/** `setInterval` and `clearInterval`. */
-export const timers = { setInterval: globalThis.setInterval, clearInterval: globalThis.clearInterval } as const;
+/** `setInterval`, `clearInterval`, `setTimeout` and `clearTimeout`. */
+export const timers = {
+	setInterval: globalThis.setInterval,
+	clearInterval: globalThis.clearInterval,
+	setTimeout: globalThis.setTimeout,
+	clearTimeout: globalThis.clearTimeout,
+} as const;
 
 /** `process.nextTick`. */
 export const nextTick = process.nextTick.bind(process);

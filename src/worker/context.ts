@@ -1,4 +1,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
+import type { TaskComm } from "./comm.ts";
+
+/** The key of a context's channel: the same for every copy of this module. */
+export const COMM: unique symbol = Symbol.for("byop.comm");
 
 /** What a running task can learn about its own call. */
 export interface CallContext {
@@ -29,12 +33,15 @@ const NEVER = new AbortController().signal;
  */
 export class CallControl implements CallContext {
 	readonly id: number;
+	/** The call's channel to the main side, for a task with a `CommPlugin` (see `comm.ts`). */
+	[COMM]: TaskComm | undefined;
 	#controller: AbortController | undefined;
 	#reason: unknown;
 	#aborted = false;
 
-	constructor(id: number) {
+	constructor(id: number, comm?: TaskComm) {
 		this.id = id;
+		this[COMM] = comm;
 	}
 
 	get signal(): AbortSignal {
@@ -54,6 +61,8 @@ export class CallControl implements CallContext {
 		}
 		this.#aborted = true;
 		this.#reason = reason;
+		// Requests waiting for an answer reject: the task learns of the stop where it waits.
+		this[COMM]?.close(reason);
 		this.#controller?.abort(reason);
 	}
 }
@@ -86,9 +95,9 @@ export class RunningCalls {
 	/** Notices that came before their call was registered (while its worker registered loader hooks). */
 	readonly #early = new Map<number, unknown>();
 
-	/** Registers call `id` and returns its context; a notice that came for it already aborts it. */
-	add(id: number): CallControl {
-		const context = new CallControl(id);
+	/** Registers call `id` and returns its context, with its channel if it has one; a notice that came for it already aborts it. */
+	add(id: number, comm?: TaskComm): CallControl {
+		const context = new CallControl(id, comm);
 		this.#calls.set(id, context);
 		if (this.#early.has(id)) {
 			context.abort(this.#early.get(id));

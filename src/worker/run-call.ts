@@ -3,6 +3,7 @@ import "../limits/errors.ts";
 import type { CallPayload } from "../protocol/messages.ts";
 import { activeResources, now } from "./builtins.ts";
 import type { Clock } from "./clocks.ts";
+import type { TaskComm } from "./comm.ts";
 import type { RunningCalls } from "./context.ts";
 import { HeapSampler } from "./heap-sampler.ts";
 import { IntrinsicsWatch } from "./intrinsics.ts";
@@ -59,9 +60,10 @@ export interface Ran {
  * Runs one call where this code runs (a worker thread or a pool process): registers the loader
  * hooks its module needs, marks its start, loads its function (counted towards the call), calls
  * it in its context and measures it. Resolves `undefined` when the call must not run. Rejects
- * when the loader hooks cannot be registered.
+ * when the loader hooks cannot be registered. With `comm`, the call has a channel to the main side,
+ * on which everything it sent has gone before this resolves.
  */
-export async function runCall(payload: CallPayload, site: CallSite, calls: RunningCalls): Promise<Ran | undefined> {
+export async function runCall(payload: CallPayload, site: CallSite, calls: RunningCalls, comm?: TaskComm): Promise<Ran | undefined> {
 	// Loader hooks are registered before the call starts: they are the worker's, not the call's.
 	const loading = loadersFor(payload.ref.module, site.loaders);
 	if (loading !== undefined) {
@@ -80,7 +82,7 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
 	}
 	const started = now();
 	// Registered before the load, so that a stop's notice during the load reaches the call.
-	const context = calls.add(payload.id);
+	const context = calls.add(payload.id, comm);
 	// From the start, so that what the job's module allocates as it loads counts as the call's.
 	const sampler = new HeapSampler(site.report, site.extraExternal);
 	try {
@@ -106,9 +108,14 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
 		const peakMemoryBytes = sampler.stop();
 		// A worker thread it started and left running is work left behind too, and so is a
 		// built-in it replaced, which the next call (and the worker's own machinery) would use.
+		// What the task sent and still waits for room goes before the call's answer; then the
+		// channel closes, with the timers of requests left unanswered.
+		await comm?.flush();
+		comm?.close();
 		const leftWork = activeWork() > resources || workersAlive() > workers || intrinsics.changed();
 		return { result, wallMs, cpuMs, peakMemoryBytes, externalGrowth: sampler.externalGrowth, leftWork };
 	} finally {
+		comm?.close();
 		calls.delete(payload.id);
 	}
 }

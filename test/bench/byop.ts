@@ -10,7 +10,7 @@ const index = (await import(new URL("index.js", dist).href)) as typeof Index;
 const pynisher = (await import(new URL("pynisher/index.js", dist).href)) as typeof Pynisher;
 const { viewOf } = (await import(new URL("test-hooks.js", dist).href)) as typeof Hooks;
 
-export const { Scheduler, Task } = index;
+export const { CommPlugin, Scheduler, Task } = index;
 export type Scheduler = Index.Scheduler;
 export type Task<Args extends unknown[] = unknown[], R = unknown> = Index.Task<Args, R>;
 export type Future<R = unknown> = Index.Future<R>;

@@ -6,6 +6,7 @@
 //   npm run bench -- --only=1,3   some sections only, prints only
 import { writeFileSync } from "node:fs";
 import { CLI_MAP, cliMapSection } from "./cli-map.ts";
+import { commSection, FLOOD } from "./comm.ts";
 import { dispatchSection, scaleSection, serialSection } from "./dispatch.ts";
 import { escalationSection } from "./escalation.ts";
 import { idleSection } from "./idle.ts";
@@ -53,6 +54,8 @@ const methods: Methods = {
 		"Each round runs two commands from a fresh start to their exit, alternating: `byop map --concurrency 2 --input in.jsonl --output out.jsonl jobs.mjs#add` (the built `dist/src/cli/main.js`) over 10,000 lines `[i, 1]`, and a plain Node script (`test/bench/map-piscina.mjs`) that reads the same lines with `readline`, sends each to a piscina pool of 2 threads with `pool.run()` (all at once, as a plain loop does) and writes one JSON line per result. Both times include Node's start, the pool's start and writing the output; the output is checked to hold 10,000 lines.",
 	"8. Per-call isolation":
 		`Threads and processes, each with \`maxWorkers: 2\`: one run with \`isolate: "none"\` (threads and processes reused) and one with \`isolate: "call"\` (a fresh thread or process for every call, a spare started ahead) stay open for the whole section, each after a first call and 2 calls of warm-up. Each round times, on each run in turn, ${plan.isolationCalls} no-op calls awaited one after another (back to back: the spare started after a call may not be ready for the next), then ${plan.spacedCalls} calls ${ISOLATION_GAP_MS} ms apart (the gaps not counted: a spare has time to start); the figure is the ratio of the time per call within a round.`,
+	"10. Comm flood":
+		`Threads and processes, each with \`maxWorkers: 2\`: each round opens a fresh run, makes one call of a task with a \`CommPlugin\` (the worker starts, the module loads), then times one call that sends ${FLOOD.toLocaleString("en")} small messages (\`await comm.send(i)\`, the integers 0 to ${(FLOOD - 1).toLocaleString("en")}), from \`submit()\` until the call has settled, with every message counted by a \`MESSAGE\` handler. The longest pause is the largest event-loop delay of the main thread over that time (\`perf_hooks.monitorEventLoopDelay\`, 1 ms resolution).`,
 };
 
 const sections: readonly (readonly [number, string, () => Promise<Row[]>])[] = [
@@ -65,6 +68,7 @@ const sections: readonly (readonly [number, string, () => Promise<Row[]>])[] = [
 	[7, "limits as a user sees them", () => userLimitsSection(plan)],
 	[9, "byop map", () => cliMapSection(plan)],
 	[8, "per-call isolation", () => isolationSection(plan)],
+	[10, "comm flood", () => commSection(plan)],
 ];
 
 const loadAtStart = currentLoad();

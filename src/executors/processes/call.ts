@@ -3,6 +3,7 @@ import type { StopReason } from "../../limits/stopper.ts";
 import type { Limits } from "../../limits/types.ts";
 import { deserializeError, serializeError } from "../../serialize.ts";
 import type { CallAdapter, Ending } from "../call.ts";
+import { MainComm } from "../comm.ts";
 import type { Call } from "../executor.ts";
 import type { PoolProcess } from "./pool-process.ts";
 
@@ -19,6 +20,8 @@ export class ProcessCall implements CallAdapter {
 	#sentAt: number | undefined;
 	/** Whether the call left work running in its process, which is then not reused. */
 	#leftWork = false;
+	/** The main side's end of the call's comm channel, for a task with a `CommPlugin`. */
+	#comm: MainComm | undefined;
 
 	constructor(call: Call, proc: PoolProcess, release: (proc: PoolProcess, limits: Limits | undefined, killed: boolean) => void) {
 		this.#call = call;
@@ -51,7 +54,13 @@ export class ProcessCall implements CallAdapter {
 		const { id, ref, args, limits } = this.#call;
 		this.#proc.reader?.beginCall();
 		this.#sentAt = performance.now();
-		const ended = await this.#proc.run({ id, ref, args });
+		if (this.#call.comm !== undefined) {
+			// The IPC channel keeps order: what the task sent arrives before its reply.
+			const main = new MainComm(this.#call.comm, (comm) => void this.#proc.send({ type: "comm", id, comm }).catch(() => {}));
+			this.#comm = main;
+			this.#proc.onComm = (message) => main.receive(message);
+		}
+		const ended = await this.#proc.run(this.#comm === undefined ? { id, ref, args } : { id, ref, args, comm: true });
 		if (ended.kind === "reply") {
 			const { reply } = ended;
 			this.#leftWork = reply.leftWork === true;
@@ -79,6 +88,8 @@ export class ProcessCall implements CallAdapter {
 
 	release(killed: boolean): void {
 		this.#proc.onSpawned = undefined;
+		this.#proc.onComm = undefined;
+		this.#comm?.close();
 		this.#proc.released();
 		// A worker thread the call started and left running is work left behind too.
 		if (this.#proc.reader?.callThreadsAlive === true) {

@@ -7,6 +7,7 @@ import { WorkerCrashedError, WorkerProtocolError } from "../../errors.ts";
 import { HEAP_FLAG } from "../../limits/placement.ts";
 import { descendants, killAll } from "../../procfs.ts";
 import { ProcReader } from "./proc-reader.ts";
+import type { CommUp } from "../../protocol/comm.ts";
 import { type CallPayload, type CallReply, type ChildMessage, childMessageProblem, type ParentMessage } from "../../protocol/messages.ts";
 import { deserializeError, serializeError } from "../../serialize.ts";
 import { TYPESCRIPT_MODULE } from "../../worker/tsx-hooks.ts";
@@ -50,6 +51,8 @@ export class PoolProcess {
 	onRetire: (() => void) | undefined;
 	/** Called when the running call started a worker thread or a process, as it said or as its readings showed. */
 	onSpawned: (() => void) | undefined;
+	/** Takes the running call's comm messages, while it has a channel (its task has a `CommPlugin`). */
+	onComm: ((message: CommUp) => void) | undefined;
 	#waiting: ((ended: Ended) => void) | undefined;
 	/** The call sent and not yet answered: the only one a reply is taken for, once. */
 	#inFlight: { readonly id: number; readonly token: string } | undefined;
@@ -207,6 +210,19 @@ export class PoolProcess {
 				this.#settle({ kind: "reply", reply });
 				return;
 			}
+			case "comm": {
+				const inFlight = this.#inFlight;
+				if (inFlight === undefined || message.id !== inFlight.id || message.token !== inFlight.token) {
+					this.#violation("sent a comm message that is not for its call");
+					return;
+				}
+				if (this.onComm === undefined) {
+					this.#violation("sent a comm message for a call without a channel");
+					return;
+				}
+				this.onComm(message.comm);
+				return;
+			}
 			case "spawned":
 				// Harmless whoever sent it: the call's use is read closely from now on.
 				if (this.#inFlight !== undefined && this.#reader?.spawned() === true) {
@@ -256,7 +272,7 @@ export class PoolProcess {
 	 * Sends a call and resolves with its reply, or with how the process ended. The call goes with
 	 * a token of its own, which its reply must carry back.
 	 */
-	run(payload: CallPayload): Promise<Ended> {
+	run(payload: CallPayload & { readonly comm?: boolean }): Promise<Ended> {
 		this.#served = true;
 		this.busy();
 		return new Promise<Ended>((resolve) => {

@@ -8,7 +8,10 @@ import { DataCloneError, WorkerCrashedError } from "../../errors.ts";
 import { ENDED, STARTED } from "../../protocol/call-slots.ts";
 import type { AbortMessage } from "../../protocol/messages.ts";
 import { deserializeError, type SerializedError, serializeError } from "../../serialize.ts";
+import { MessageChannel, type MessagePort } from "node:worker_threads";
+import { commUpProblem, type CommUp } from "../../protocol/comm.ts";
 import type { CallAdapter, Ending } from "../call.ts";
+import { MainComm } from "../comm.ts";
 import type { Call } from "../executor.ts";
 import { isOutOfMemory, threadFailure } from "./crash.ts";
 import { LOAD_WAIT_MS, type Pool, type ThreadPools } from "./pools.ts";
@@ -77,6 +80,8 @@ export class ThreadCall implements CallAdapter {
 	#postedSeen = false;
 	/** Why the call was ended from here: its slot made no sense, or its answer was lost. */
 	#fault: Error | undefined;
+	/** The main side's end of the call's comm channel, for a task with a `CommPlugin`. */
+	#comm: { readonly main: MainComm; readonly port: MessagePort } | undefined;
 
 	constructor(call: Call, place: ThreadPlace) {
 		this.#call = call;
@@ -124,7 +129,13 @@ export class ThreadCall implements CallAdapter {
 		// still have to start); limits count from the start its worker records.
 		this.#place.waiting.add(this.#stranded);
 		this.#sentAt = performance.now();
-		const sent = await pools.run(pool, { id, ref, args, slot, generation, key }, this.#signal).then(answeredWith, failedWith);
+		const port = this.#openComm();
+		const sent = await pools.run(pool, { id, ref, args, slot, generation, key, port }, this.#signal).then(answeredWith, failedWith);
+		if (sent.answered && this.#comm !== undefined) {
+			// The answer came on piscina's port; what the task sent before it may still be on the
+			// call's own: the call settles once that port has brought its end (or closed).
+			await this.#comm.main.whenEnded();
+		}
 		this.#place.waiting.delete(this.#stranded);
 		this.#settled = true;
 		if (sent.answered) {
@@ -169,6 +180,27 @@ export class ThreadCall implements CallAdapter {
 			this.#place.rewarm(this.#place.pool, this.#call.ref.module);
 		}
 		return { kind: "exception", error: threadFailure(failure, this.#call.limits as Limits | undefined, this.#place.capBytes), usage: this.#lostUsage(failure) };
+	}
+
+	/** Opens the call's comm channel when its task has a `CommPlugin`; returns the port that goes to the thread. */
+	#openComm(): MessagePort | undefined {
+		const comm = this.#call.comm;
+		if (comm === undefined) {
+			return undefined;
+		}
+		const { port1, port2 } = new MessageChannel();
+		const main = new MainComm(comm, (message) => port1.postMessage(message));
+		port1.on("message", (message: unknown) => {
+			// Only the thread's entry holds the port, and it sends nothing else: a message of another shape ends the channel.
+			if (commUpProblem(message) !== undefined) {
+				main.close();
+				return;
+			}
+			main.receive(message as CommUp);
+		});
+		port1.on("close", () => main.end());
+		this.#comm = { main, port: port1 };
+		return port2;
 	}
 
 	/**
@@ -293,6 +325,8 @@ export class ThreadCall implements CallAdapter {
 
 	release(): void {
 		this.#cpu.close();
+		this.#comm?.main.close();
+		this.#comm?.port.close();
 		// What a limited call started from its thread and left running ends with the call (an
 		// unlimited call's, when it is stopped): its limits hold for all of it.
 		const { slots, slot } = this.#place;

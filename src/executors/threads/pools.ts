@@ -123,7 +123,8 @@ export class ThreadPools {
 	}
 
 	#send(pool: Pool, payload: ThreadCallPayload, signal: CallAbortSignal): Promise<unknown> {
-		const sent = pool.run(payload, { signal });
+		// The call's comm port, if it has one, goes to the thread with it.
+		const sent = pool.run(payload, payload.port === undefined ? { signal } : { signal, transferList: [payload.port] });
 		if (this.#isolate) {
 			this.#spare();
 		}
