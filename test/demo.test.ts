@@ -36,6 +36,9 @@ describe("the demo", () => {
 		}
 		const total = WORKLOAD.reduce((sum, section) => sum + section.calls.length, 0);
 		assert.match(stdout, new RegExp(`^Self-check: all ${total} calls ended as written\\.$`, "m"));
+		// Calls told their progress from inside, through the CommPlugin.
+		const progress = /^Progress messages sent from inside running calls \(CommPlugin\): (\d+), from (\d+) calls\.$/m.exec(stdout);
+		assert.ok(progress !== null && Number(progress[1]) > 0 && Number(progress[2]) > 0, stdout);
 		assert.match(stdout, /^Every limit fired at least once/m);
 		for (const section of WORKLOAD) {
 			assert.match(stdout, new RegExp(`${section.name}: run ended "exhausted"`));

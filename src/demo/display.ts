@@ -121,8 +121,9 @@ export class LiveDisplay implements Display {
 		for (const call of running) {
 			const where = `${whereNow(call)}${call.starts > 1 ? " (moved)" : ""}`;
 			const wall = call.startedAt === undefined ? "-" : formatMs(now - call.startedAt);
-			// The public API reports a call's CPU time when it ends, not while it runs.
-			lines.push(`  ${paint("cyan", "▶")} ${name(call).padEnd(width)}  ${where.padEnd(17)} wall ${wall.padStart(7)}  cpu -`);
+			// The public API reports a call's CPU time when it ends, not while it runs; what the call
+			// last told of its progress comes from inside it, through the demo's CommPlugin.
+			lines.push(`  ${paint("cyan", "▶")} ${name(call).padEnd(width)}  ${where.padEnd(17)} wall ${wall.padStart(7)}  cpu -  ${paint("dim", call.progress ?? "")}`);
 		}
 		if (running.length === 0) {
 			lines.push(paint("dim", "  (nothing running)"));

@@ -66,6 +66,7 @@ export function report(state: DemoState, paint: Paint): { readonly text: string;
 		...rows.map(line),
 		"",
 		`${counts.total} calls in ${formatMs(elapsed)}: ${plural(counts.results, "result")}, ${plural(counts.errors, "error")}; limits hit: wall ${limits.wall}, CPU ${limits.cpu}, heap ${limits.heap}, RSS ${limits.rss}.`,
+		`Progress messages sent from inside running calls (CommPlugin): ${state.calls.reduce((sum, call) => sum + call.messages, 0)}, from ${state.calls.filter((call) => call.messages > 0).length} calls.`,
 		`Calls submitted to threads that ran in a process: ${counts.escalated} (${counts.moved} moved there mid-call, ${counts.escalated - counts.moved} sent there at once).`,
 		unfired.length === 0 ? "Every limit fired at least once, and calls moved from threads to processes." : paint("red", `Never seen: ${unfired.join(", ")}.`),
 		failed.length === 0

@@ -1,7 +1,7 @@
 // Runs the workload section by section and keeps the state of every call, for the displays and
 // the final table. Everything here goes through the public API: task events, a plugin's
 // `started` hook, and each future's `usage`.
-import { type ExitCode, type Future, type Plugin, Task, type Usage, type Where } from "../index.ts";
+import { CommPlugin, type ExitCode, type Future, type Plugin, Task, type Usage, type Where } from "../index.ts";
 import { CpuTimeLimitError, MemoryLimitError, PynisherPlugin, WallTimeLimitError } from "../pynisher/index.ts";
 import { type CallSpec, type Ending, INTENTS, type Intent, type JobName, type Section } from "./workload.ts";
 
@@ -17,6 +17,10 @@ export interface CallState {
 	startedAt: number | undefined;
 	/** How many times it started: twice for a call that moved from its thread to a process mid-call. */
 	starts: number;
+	/** What the call last told of its progress, from inside (through the demo's `CommPlugin`). */
+	progress: string | undefined;
+	/** How many progress messages it sent. */
+	messages: number;
 	/** How it ended, once it has. */
 	ending: Ending | undefined;
 	/** The result, or the error. */
@@ -99,7 +103,7 @@ export function prepare(sections: readonly Section[]): DemoState {
 	const calls: CallState[] = [];
 	for (const section of sections) {
 		for (const spec of section.calls) {
-			calls.push({ n: calls.length + 1, section, spec, startedAt: undefined, starts: 0, ending: undefined, value: undefined, usage: undefined });
+			calls.push({ n: calls.length + 1, section, spec, startedAt: undefined, starts: 0, progress: undefined, messages: 0, ending: undefined, value: undefined, usage: undefined });
 		}
 	}
 	return { calls, startedAt: performance.now(), section: undefined };
@@ -144,10 +148,19 @@ async function runSection(section: Section, calls: readonly CallState[], report:
 			}
 		},
 	};
+	// Progress from inside the calls: each job tells how far it has come with comm.send().
+	const comm = new CommPlugin();
 	const tasks = calls.map((call) => {
 		const { job, intent, label } = call.spec;
-		const task = scheduler.task(ref(job), { name: label, plugins: intent === "none" ? [watch] : [pluginFor(intent), watch] });
+		const task = scheduler.task(ref(job), { name: label, plugins: intent === "none" ? [watch, comm] : [pluginFor(intent), watch, comm] });
 		byTask.set(task, call);
+		task.on(CommPlugin.MESSAGE, ({ data }) => {
+			const text = (data as { progress?: unknown } | undefined)?.progress;
+			if (typeof text === "string") {
+				call.progress = text;
+				call.messages++;
+			}
+		});
 		task.on(Task.DONE, (future) => {
 			call.ending = endingOf(future);
 			call.value = future.state === "result" ? future.result : future.exception;
