@@ -88,4 +88,35 @@ export class CommError extends Error {
 	}
 }
 
-registerErrors(CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError, WorkerProtocolError, CommError);
+/** Why a worker host refused a job (see `RemoteRefusedError`). */
+export type RemoteRefusal = "outside-root" | "not-allowed" | "version" | "malformed";
+
+/**
+ * A worker host (`byop worker`), or the scheduler before sending, refused a call: its module is
+ * a file outside the host's `--root` (or the scheduler's `root`), a package the host was not
+ * told to `--allow`, the job came from another byop version, or it was not a byop job at all.
+ * Nothing of the module was imported.
+ */
+export class RemoteRefusedError extends Error {
+	readonly code = "ERR_REMOTE_REFUSED";
+	override name = "RemoteRefusedError";
+	/** Why it was refused. */
+	readonly refusal: RemoteRefusal;
+
+	constructor(message: string, refusal: RemoteRefusal, options?: ErrorOptions) {
+		super(message, options);
+		this.refusal = refusal;
+	}
+}
+
+/**
+ * The worker host running a call was lost (killed, its machine gone, or shut down past its
+ * grace period) before the call ended. The call is run again on another host only when its task
+ * opted in (`retryOnHostLoss: true`), and then at most once.
+ */
+export class HostLostError extends Error {
+	readonly code = "ERR_HOST_LOST";
+	override name = "HostLostError";
+}
+
+registerErrors(CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError, WorkerProtocolError, CommError, RemoteRefusedError, HostLostError);

@@ -11,8 +11,10 @@ export interface Usage {
 	readonly cpuMs: number;
 	/** The highest memory seen: heap + external in a thread or the main thread, resident memory in a process, in bytes. */
 	readonly peakMemoryBytes: number;
-	/** Where the call finally ran. */
+	/** Where the call finally ran (on a worker host, for a remote call: see `host`). */
 	readonly where: Where;
+	/** The worker host that ran a remote call (`Scheduler.withBullMQ`): its `--name`, by default `hostname:pid`. Set only for remote calls. */
+	readonly host?: string;
 }
 
 /** The state of a future. */

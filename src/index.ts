@@ -1,4 +1,5 @@
 export { Scheduler, type PoolOptions } from "./scheduler.ts";
+export type { BullMQOptions, RedisConnectionOptions } from "./executors/bullmq/options.ts";
 export type { ExitCode, ExitState, ExceptionAction, ErrorClass, RunOptions } from "./run-options.ts";
 export { Task, type TaskOptions, type CallOptions } from "./task.ts";
 export { Future, type FutureState, type Usage, type Where, type Outcome } from "./future.ts";
@@ -9,6 +10,6 @@ export type { Call } from "./executors/executor.ts";
 export type { Limits } from "./limits/types.ts";
 export { Limiter, type LimiterOptions } from "./plugins/limiter.ts";
 export { CommPlugin, type CommMessage, type CommRequest } from "./plugins/comm.ts";
-export { CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError, WorkerProtocolError, CommError, type CommFailure } from "./errors.ts";
+export { CancelledError, SchedulerStateError, TaskLoadError, DataCloneError, WorkerCrashedError, WorkerProtocolError, CommError, type CommFailure, RemoteRefusedError, HostLostError, type RemoteRefusal } from "./errors.ts";
 export { currentCall, taskSignal, type CallContext } from "./worker/context.ts";
 export { parseDuration, parseMemory, type Duration, type MemorySize, type TimeUnit, type MemoryUnit } from "./units.ts";

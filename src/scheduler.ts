@@ -12,8 +12,9 @@ import { exposeForTests } from "./test-hooks.ts";
 import { TimerSet } from "./timer-set.ts";
 import { describeExpected, type Duration, parseDuration } from "./units.ts";
 import { parsePoolOptions, type PoolOptions } from "./pool-options.ts";
+import { type BullMQOptions, parseBullMQOptions } from "./executors/bullmq/options.ts";
 
-export type { PoolOptions };
+export type { PoolOptions, BullMQOptions };
 
 /**
  * Runs tasks on an executor (the main thread, a worker-thread pool, or a pool of processes) and
@@ -34,20 +35,20 @@ export class Scheduler extends SchedulerEvents {
 	#drainWaiters: (() => void)[] = [];
 	readonly #timers = new TimerSet();
 
-	/** Use `Scheduler.withSequential()`, `withThreads()` or `withProcesses()`. */
-	constructor(executor: ExecutorKind, options: PoolOptions = {}) {
+	/** Use `Scheduler.withSequential()`, `withThreads()`, `withProcesses()` or `withBullMQ()`. */
+	constructor(executor: ExecutorKind, options: PoolOptions | BullMQOptions = {}) {
 		super();
-		const pool = parsePoolOptions(executor, options);
-		this.#dispatcher = new Dispatcher<Task>(
-			pool.executor,
-			pool.maxWorkers,
-			{
-				started: (task, call) => taskControl.started(task, call.future),
-				settled: (task, call, outcome) => this.#settled(task, call.future, outcome),
-			},
-			pool.minWorkers,
-			pool.isolate,
-		);
+		const sink = {
+			started: (task: Task, call: Call) => taskControl.started(task, call.future),
+			settled: (task: Task, call: Call, outcome: Outcome) => this.#settled(task, call.future, outcome),
+		};
+		if (executor === "bullmq") {
+			const remote = parseBullMQOptions(options);
+			this.#dispatcher = new Dispatcher<Task>("bullmq", remote.maxWorkers, sink, 0, "none", remote);
+		} else {
+			const pool = parsePoolOptions(executor, options);
+			this.#dispatcher = new Dispatcher<Task>(pool.executor, pool.maxWorkers, sink, pool.minWorkers, pool.isolate);
+		}
 		this.#emitter = new Emitter((error, event) => this.#handlerError(error, event));
 		openPort(this, {
 			assertAccepting: () => this.#assertAccepting(),
@@ -71,6 +72,21 @@ export class Scheduler extends SchedulerEvents {
 	/** Runs calls in a pool of forked Node processes, kept warm and reused. */
 	static withProcesses(options: PoolOptions = {}): Scheduler {
 		return new Scheduler("processes", options);
+	}
+
+	/**
+	 * Sends each call as a BullMQ job to the worker hosts that take jobs from `queueName`
+	 * (`byop worker --redis <url> --queue <name>`). Tasks, plugins, limits, events, futures and
+	 * usage work as they do locally; each call runs on a host's own executor under its limits.
+	 * BullMQ and ioredis are loaded when the first call is sent. Nothing connects before.
+	 *
+	 * @example
+	 * const scheduler = Scheduler.withBullMQ({ connection: "redis://127.0.0.1:6379", queueName: "jobs" });
+	 * @throws {TypeError} When an option has the wrong type (a password in it is masked).
+	 * @throws {RangeError} When `maxWorkers` is not a positive integer or a port is out of range.
+	 */
+	static withBullMQ(options: BullMQOptions): Scheduler {
+		return new Scheduler("bullmq", options);
 	}
 
 	/** The executor calls run on. */

@@ -20,6 +20,12 @@ export interface TaskOptions {
 	readonly plugins?: readonly Plugin[];
 	/** A name for messages and events. @default the module file and export, e.g. `"jobs.js#train"` */
 	readonly name?: string;
+	/**
+	 * On a remote executor (`Scheduler.withBullMQ`): whether a call whose worker host was lost
+	 * mid-call (killed, its machine gone) runs again, once, on another host. Without it such a
+	 * call ends with a `HostLostError` and never runs twice. Other executors ignore it. @default false
+	 */
+	readonly retryOnHostLoss?: boolean;
 }
 
 let nextCallId = 1;
@@ -61,6 +67,8 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
 	readonly scheduler: Scheduler;
 	/** Its plugins, in order. */
 	readonly plugins: readonly Plugin[];
+	/** Whether a call whose remote worker host was lost runs again once on another host (see `TaskOptions.retryOnHostLoss`). */
+	readonly retryOnHostLoss: boolean;
 	readonly #emitter: Emitter;
 	readonly #port: SchedulerPort;
 	readonly #running = new Set<Future>();
@@ -76,7 +84,11 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
 		if (typeof options !== "object" || options === null) {
 			throw new TypeError(describeExpected("options", "an object", options));
 		}
-		const { plugins = [], name } = options;
+		const { plugins = [], name, retryOnHostLoss = false } = options;
+		if (typeof retryOnHostLoss !== "boolean") {
+			throw new TypeError(describeExpected("retryOnHostLoss", "a boolean", retryOnHostLoss));
+		}
+		this.retryOnHostLoss = retryOnHostLoss;
 		if (!Array.isArray(plugins)) {
 			throw new TypeError(describeExpected("plugins", "an array of plugins", plugins));
 		}
@@ -151,7 +163,7 @@ export class Task<Args extends unknown[] = unknown[], R = unknown> {
 			return undefined;
 		}
 		const future = new Future<R>(this.name, args);
-		const call: Call = { id: nextCallId++, ref: this.ref, args, limits: undefined, taskName: this.name, future: future as Future };
+		const call: Call = { id: nextCallId++, ref: this.ref, args, limits: undefined, taskName: this.name, future: future as Future, retryOnHostLoss: this.retryOnHostLoss };
 		for (const plugin of this.plugins) {
 			if (plugin.preSubmit?.(call, this as Task) === false) {
 				return undefined;

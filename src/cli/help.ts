@@ -19,6 +19,8 @@ Commands:
   run <module>[#<export>] [args…]   one call under limits; prints its result as JSON
   map <module>[#<export>]           a function over JSON Lines; one JSON line per input
   demo                              the scheduler and its limits at work on a small workload
+  worker --redis <url> --queue <name>
+                                    a worker host: runs the calls of Scheduler.withBullMQ
 
 Options:
   -h, --help       this help (byop <command> --help: a command's)
@@ -86,4 +88,36 @@ Exit codes:
 
 Example:
   printf '[1,2]\\n[3,4]\\n' | byop map --wall-time 1s ./jobs.mjs#add
+`;
+
+/** `byop worker --help`. */
+export const WORKER_HELP = `Usage: byop worker --redis <url> --queue <name> [options]
+
+Starts a worker host for Scheduler.withBullMQ: takes the calls a scheduler puts on a BullMQ
+queue in Redis and runs each on this machine's threads or processes, under the call's own
+limits. Results, errors, limit errors and what each call used go back to the scheduler.
+A job only names its function: this host loads modules under --root and the packages named
+by --allow, and refuses any other module without importing it.
+
+Options:
+  --redis URL            redis://[user:password@]host[:port][/db], rediss:// for TLS
+                         [default: $BYOP_REDIS_URL, which keeps a password off the command line]
+  --queue NAME           the queue (the scheduler's queueName)
+  --prefix P             BullMQ's key prefix (the scheduler's prefix)   [default: byop]
+  -c, --concurrency N    calls at once   [default: the machine's available parallelism]
+  --executor E           threads or processes   [default: threads]
+  --root DIR             module files are loaded from under DIR only   [default: the current
+                         directory]; the scheduler sends paths relative to its own root
+  --allow PKG            a package whose modules may be loaded (repeat it, or PKG1,PKG2)
+  --grace D              on SIGINT/SIGTERM, how long running calls may still finish before
+                         they are stopped   [default: 30s]
+  --name NAME            this host's name in usage.host and logs   [default: hostname:pid]
+  -h, --help             this help
+
+SIGINT or SIGTERM: takes no new jobs, lets running calls finish (stops them after --grace;
+a second signal stops them at once), then exits with 0. One line on stderr at start and at
+stop; a Redis password never appears in them.
+
+Example:
+  byop worker --redis redis://127.0.0.1:6379 --queue jobs --root ./app --concurrency 4
 `;

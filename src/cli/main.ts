@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The `byop` command: `byop run`, `byop map`, `byop demo`, `--help`, `--version`.
+// The `byop` command: `byop run`, `byop map`, `byop demo`, `byop worker`, `--help`, `--version`.
 import { realpathSync } from "node:fs";
 import { createRequire } from "node:module";
 import { fileURLToPath } from "node:url";
@@ -9,6 +9,7 @@ import { mapCommand } from "./map.ts";
 import { checked } from "./options.ts";
 import { EXIT } from "./outcome.ts";
 import { runCommand } from "./run.ts";
+import { workerCommand } from "./worker.ts";
 import { quote, UsageError } from "./usage-error.ts";
 
 /** byop's version, from its package.json. */
@@ -41,6 +42,8 @@ export async function main(argv: readonly string[]): Promise<number> {
 				return await mapCommand(rest);
 			case "demo":
 				return await demo(rest);
+			case "worker":
+				return await workerCommand(rest);
 			default: {
 				const { values, positionals } = checked(() =>
 					parseArgs({ args: [...argv], options: { help: { type: "boolean", short: "h" }, version: { type: "boolean", short: "v" } }, strict: true, allowPositionals: true }),
@@ -53,7 +56,7 @@ export async function main(argv: readonly string[]): Promise<number> {
 					(argv.length === 0 ? process.stderr : process.stdout).write(MAIN_HELP);
 					return argv.length === 0 ? EXIT.usage : EXIT.ok;
 				}
-				throw new UsageError(`Unknown command ${quote(positionals[0] ?? "")}: expected run, map or demo (see byop --help)`);
+				throw new UsageError(`Unknown command ${quote(positionals[0] ?? "")}: expected run, map, demo or worker (see byop --help)`);
 			}
 		}
 	} catch (error) {

@@ -7,12 +7,14 @@ import type { Isolation } from "../pool-options.ts";
 import { Watchdog } from "../limits/watchdog.ts";
 import { exposeForTests } from "../test-hooks.ts";
 import { type Call, Cancellation, type Executor, type Settled } from "./executor.ts";
+import { BullMQExecutor } from "./bullmq/executor.ts";
+import type { BullMQSettings } from "./bullmq/options.ts";
 import { ProcessExecutor } from "./processes/executor.ts";
 import { SequentialExecutor } from "./sequential.ts";
 import { ThreadExecutor } from "./threads/executor.ts";
 
 /** The kind of executor a scheduler was made with. */
-export type ExecutorKind = "sequential" | "threads" | "processes";
+export type ExecutorKind = "sequential" | "threads" | "processes" | "bullmq";
 
 /** Where the dispatcher reports that a call started and how it ended; `owner` is what submitted it. */
 export interface DispatchSink<Owner> {
@@ -67,10 +69,18 @@ export class Dispatcher<Owner> {
 
 	readonly #minWorkers: number;
 	readonly #isolate: Isolation;
+	readonly #remote: BullMQSettings | undefined;
 
-	/** `minWorkers` threads start when it opens; `isolate` says whether a thread or process runs more than one call (see `PoolOptions`). */
-	constructor(kind: ExecutorKind, maxWorkers: number, sink: DispatchSink<Owner>, minWorkers = 0, isolate: Isolation = "none") {
+	/**
+	 * `minWorkers` threads start when it opens; `isolate` says whether a thread or process runs
+	 * more than one call (see `PoolOptions`); `remote` is where a `"bullmq"` dispatcher sends its calls.
+	 */
+	constructor(kind: ExecutorKind, maxWorkers: number, sink: DispatchSink<Owner>, minWorkers = 0, isolate: Isolation = "none", remote?: BullMQSettings) {
+		if (kind === "bullmq" && remote === undefined) {
+			throw new TypeError("A bullmq dispatcher needs its queue's settings");
+		}
 		this.kind = kind;
+		this.#remote = remote;
 		this.#minWorkers = minWorkers;
 		this.#isolate = isolate;
 		this.#sink = sink;
@@ -100,6 +110,9 @@ export class Dispatcher<Owner> {
 			const threads = new ThreadExecutor(this.maxWorkers, this.#watchers, this.#isolate);
 			threads.warm(this.#minWorkers);
 			this.#primary = threads;
+		} else if (this.kind === "bullmq") {
+			// Limits are enforced on the hosts, which place each call themselves.
+			this.#primary = new BullMQExecutor(this.#remote as BullMQSettings);
 		} else if (this.kind === "processes") {
 			this.#processes = new ProcessExecutor(this.maxWorkers, this.#watchers, this.#isolate);
 			this.#processes.warm();

@@ -15,6 +15,8 @@ export interface Call {
 	comm?: CallComm | undefined;
 	readonly taskName: string;
 	readonly future: Future;
+	/** On a remote executor: whether the call runs again once on another host when its host is lost (see `TaskOptions.retryOnHostLoss`). */
+	readonly retryOnHostLoss?: boolean;
 }
 
 /**

@@ -37,7 +37,7 @@ const threadCpuReadable =
  * limits that say so (`memoryKind: "rss"`).
  */
 export class Placer {
-	readonly #executor: "sequential" | "threads" | "processes";
+	readonly #executor: "sequential" | "threads" | "processes" | "bullmq";
 	/** Functions whose `"auto"` calls moved to a process once and go there from now on. */
 	readonly #escalated = new Set<string>();
 	/** Functions whose calls started threads or processes of their own: their CPU- or memory-limited calls run in processes. */
@@ -48,13 +48,14 @@ export class Placer {
 	/** Set once a thread found its heap cap lifted by a flag set while the program runs. */
 	#capsLifted = false;
 
-	constructor(executor: "sequential" | "threads" | "processes") {
+	/** On `"processes"` and `"bullmq"` (whose hosts place each call themselves) every call runs on the primary executor. */
+	constructor(executor: "sequential" | "threads" | "processes" | "bullmq") {
 		this.#executor = executor;
 	}
 
 	/** Where a call of `key` (its function) with `limits` runs, and the limits it runs with there. */
 	place(key: string, limits: Limits | undefined): { readonly placement: Placement; readonly limits: Limits | undefined } {
-		if (limits === undefined || this.#executor === "processes") {
+		if (limits === undefined || this.#executor === "processes" || this.#executor === "bullmq") {
 			return { placement: "primary", limits };
 		}
 		if (this.#executor === "sequential" || (limits.memoryBytes !== undefined && limits.memoryKind === "rss")) {
