@@ -454,6 +454,11 @@ if (missing !== undefined) {
 				const good = Scheduler.withBullMQ({ connection: guarded.url, queueName: "pw", root: REPO });
 				const { futures } = await runAll(good, () => [good.task(job("add")).submit(20, 22)], CONTINUE);
 				assert.equal(futures[0]?.result, 42);
+				const bad = Scheduler.withBullMQ({ connection: `redis://:wrong-${secret}@127.0.0.1:${guarded.port}`, queueName: "pw", root: REPO });
+				const failed = await runAll(bad, () => [bad.task(job("add")).submit(1, 2)], CONTINUE);
+				const error = failed.futures[0]?.exception as Error;
+				assert.match(error.message, /Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1.*WRONGPASS/);
+				assert.ok(!error.message.includes(secret));
 				const refused = await runWorkerCommand(["--redis", `redis://:wrong-${secret}@127.0.0.1:${guarded.port}`, "--queue", "pw", "--root", REPO]);
 				assert.equal(refused.code, 1);
 				assert.ok(!refused.stderr.includes(secret), refused.stderr);

@@ -3,6 +3,7 @@ import type { Job, Queue, QueueEvents } from "bullmq";
 import { CancelledError, HostLostError } from "../../errors.ts";
 import type { Execution, Executor, Settled } from "../executor.ts";
 import type { BullMQSettings } from "./options.ts";
+import { probeRedis } from "./probe.ts";
 import { BYOP_VERSION, cancelChannel, type JobData, moduleOnTheWire, packArgs, readReturn } from "./wire.ts";
 
 /** How long connecting to Redis may take before calls fail. */
@@ -134,6 +135,11 @@ export class BullMQExecutor implements Executor {
 		const { Queue, QueueEvents, Job } = await import("bullmq");
 		const { redis, queueName, prefix, where } = this.#settings;
 		const connection = { ...redis, maxRetriesPerRequest: null };
+		try {
+			await probeRedis(redis, CONNECT_MS);
+		} catch (error) {
+			throw new Error(`Cannot reach Redis at ${where} for queue "${queueName}": ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+		}
 		const queue = new Queue(queueName, { connection, prefix });
 		let lastError: unknown;
 		let refused: ((error: unknown) => void) | undefined;

@@ -7,6 +7,7 @@ import { Dispatcher, type Ticket } from "../dispatcher.ts";
 import type { Call } from "../executor.ts";
 import { type HostPolicy, resolveOnHost } from "./host-refs.ts";
 import type { RedisOptions } from "./options.ts";
+import { probeRedis } from "./probe.ts";
 import { BYOP_VERSION, cancelChannel, type Envelope, type JobData, type JobReturn, LOCK_MS, packEnvelope, STALLED_CHECK_MS, unpack } from "./wire.ts";
 
 /** How long a host waits for Redis as it starts. */
@@ -88,8 +89,13 @@ export class WorkerHost {
 	}
 
 	async #start(): Promise<void> {
-		const { Worker } = await import("bullmq");
 		const { redis, queueName, prefix, concurrency, where, log } = this.#options;
+		try {
+			await probeRedis(redis, CONNECT_MS);
+		} catch (error) {
+			throw new Error(`Cannot reach Redis at ${where}: ${error instanceof Error ? error.message : String(error)}`);
+		}
+		const { Worker } = await import("bullmq");
 		this.#dispatcher.open();
 		const worker = new Worker(queueName, (job: Job) => this.#process(job), {
 			connection: { ...redis, maxRetriesPerRequest: null },
