@@ -6,7 +6,7 @@ import path from "node:path";
 import { after, before, describe, it, test } from "node:test";
 import { pathToFileURL } from "node:url";
 import { BYOP_VERSION, readReturn } from "../src/executors/bullmq/wire.ts";
-import { type Future, HostLostError, RemoteRefusedError, Scheduler, type Task, TaskLoadError } from "../src/index.ts";
+import { CommPlugin, type Future, HostLostError, RemoteRefusedError, Scheduler, Task, TaskLoadError } from "../src/index.ts";
 import { CpuTimeLimitError, MemoryLimitError, PynisherPlugin, WallTimeLimitError } from "../src/pynisher/index.ts";
 import { delay, job, runAll } from "./helpers.ts";
 import { Host, REPO, runWorkerCommand } from "./helpers/hosts.ts";
@@ -360,6 +360,33 @@ if (missing !== undefined) {
 			} finally {
 				await queue.close();
 			}
+		});
+
+		it("comm: what a remote task sends reaches the CommPlugin in order, before its outcome, and requests are answered", async () => {
+			const s = scheduler();
+			const commRef = (name: string) => ({ module: new URL("./fixtures/comm.ts", import.meta.url), name });
+			const plugin = new CommPlugin();
+			const events: string[] = [];
+			const { futures } = await runAll(
+				s,
+				() => {
+					const sender = s.task(commRef("sendAndReturn"), { plugins: [plugin] });
+					sender.on(CommPlugin.OPEN, () => events.push("open"));
+					sender.on(CommPlugin.MESSAGE, ({ data }) => events.push(`message ${String(data)}`));
+					sender.on(CommPlugin.CLOSE, () => events.push("close"));
+					sender.on(Task.RESULT, (_future, result) => events.push(`result ${String(result)}`));
+					const asker = s.task(commRef("askAll"), { plugins: [plugin] });
+					asker.on(CommPlugin.REQUEST, (request) => request.respond(new Map([["twice", 2 * (request.data as number)]])));
+					const unanswered = s.task(commRef("askOnce"), { plugins: [plugin] });
+					const without = s.task(commRef("askOnce"));
+					return [sender.submit([1, 2, 3]), asker.submit([5, 6]), unanswered.submit(), without.submit()];
+				},
+				CONTINUE,
+			);
+			assert.deepEqual(events, ["open", "message 1", "message 2", "message 3", "close", "result 3"]);
+			assert.deepEqual(futures[1]?.result, [new Map([["twice", 10]]), new Map([["twice", 12]])]);
+			assert.deepEqual(futures[2]?.result, { name: "CommError", code: "ERR_COMM", failure: "no-handler" });
+			assert.deepEqual(futures[3]?.result, { name: "CommError", code: "ERR_COMM", failure: "unavailable" });
 		});
 
 		it("runs 2,000 calls with none lost and none run twice", { timeout: 120_000 }, async (t) => {

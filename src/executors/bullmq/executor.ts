@@ -4,6 +4,7 @@ import { CancelledError, HostLostError } from "../../errors.ts";
 import type { Execution, Executor, Settled } from "../executor.ts";
 import type { BullMQSettings } from "./options.ts";
 import { probeRedis } from "./probe.ts";
+import { deliverUp, downChannel, parseMessage, upChannel } from "./remote-comm.ts";
 import { BYOP_VERSION, cancelChannel, type JobData, moduleOnTheWire, packArgs, readReturn } from "./wire.ts";
 
 /** How long connecting to Redis may take before calls fail. */
@@ -14,6 +15,8 @@ const POLL_MS = 1000;
 const CANCEL_GIVE_UP_MS = 5000;
 /** How long a job whose host was lost may wait for another host to take it back (`retryOnHostLoss`). */
 const RETRY_WAIT_MS = 8000;
+/** How long a call's outcome waits for the last of its comm messages. */
+const COMM_CLOSE_WAIT_MS = 2000;
 
 /** One call on the queue. */
 interface InFlight {
@@ -27,6 +30,19 @@ interface InFlight {
 	settled: boolean;
 	cancelAt: number | undefined;
 	lockMissingSince: number | undefined;
+	/** Whether the host opened the call's comm channel, and closed it. */
+	commOpen: boolean;
+	commClosed: boolean;
+	/** How the call ended, held until its comm channel closes (what it sent comes before its outcome). */
+	held: { readonly settled: Settled; readonly timer: NodeJS.Timeout } | undefined;
+}
+
+/** A pub/sub connection. */
+interface Subscriber {
+	subscribe(channel: string): Promise<unknown>;
+	on(event: "message", listener: (channel: string, message: string) => void): unknown;
+	on(event: "error", listener: (error: Error) => void): unknown;
+	quit(): Promise<unknown>;
 }
 
 /** The plain Redis commands used here, which BullMQ's client type leaves out. */
@@ -38,6 +54,7 @@ interface RedisCommands {
 interface Connection {
 	readonly queue: Queue;
 	readonly events: QueueEvents;
+	readonly subscriber: { quit(): Promise<unknown> };
 	readonly loadJob: (queue: Queue, id: string) => Promise<Job | undefined>;
 }
 
@@ -78,6 +95,7 @@ export class BullMQExecutor implements Executor {
 				limits: call.limits ?? null,
 				retryOnHostLoss: call.retryOnHostLoss === true,
 				taskName: call.taskName,
+				comm: call.comm === undefined ? null : this.#id,
 			};
 		} catch (error) {
 			return Promise.resolve({ kind: "exception", error, usage: undefined });
@@ -94,6 +112,9 @@ export class BullMQExecutor implements Executor {
 				settled: false,
 				cancelAt: undefined,
 				lockMissingSince: undefined,
+				commOpen: false,
+				commClosed: false,
+				held: undefined,
 			};
 			this.#inFlight.set(entry.jobId, entry);
 			cancellation.listen((reason) => void this.#cancel(entry, reason));
@@ -157,6 +178,7 @@ export class BullMQExecutor implements Executor {
 			timer = setTimeout(() => reject(new Error(`no answer in ${CONNECT_MS} ms`)), CONNECT_MS);
 		});
 		let events: QueueEvents | undefined;
+		let subscriber: Subscriber | undefined;
 		try {
 			await Promise.race([settledLater(queue.waitUntilReady()), deadline]);
 			// Made once Redis answers: a QueueEvents that never connected cannot be closed.
@@ -166,16 +188,21 @@ export class BullMQExecutor implements Executor {
 			events.on("completed", ({ jobId, returnvalue }) => this.#completed(jobId, returnvalue));
 			events.on("failed", ({ jobId, failedReason }) => this.#failed(jobId, failedReason));
 			await Promise.race([settledLater(events.waitUntilReady()), deadline]);
+			const client = (await queue.client) as unknown as { duplicate(): Subscriber };
+			subscriber = client.duplicate();
+			subscriber.on("error", onError);
+			subscriber.on("message", (_channel, text) => this.#commMessage(text));
+			await Promise.race([subscriber.subscribe(upChannel(prefix, queueName, this.#id)), deadline]);
 		} catch (error) {
 			// Not awaited: a connection being closed may still be waiting for Redis.
-			void Promise.allSettled([queue.close(), events?.close()]);
+			void Promise.allSettled([queue.close(), events?.close(), subscriber?.quit()]);
 			const reason = lastError ?? error;
 			throw new Error(`Cannot reach Redis at ${where} for queue "${queueName}": ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
 		} finally {
 			clearTimeout(timer);
 			deadline.catch(() => {});
 		}
-		return { queue, events, loadJob: (from, id) => Job.fromId(from, id) };
+		return { queue, events, subscriber: subscriber as Subscriber, loadJob: (from, id) => Job.fromId(from, id) };
 	}
 
 	#active(jobId: string): void {
@@ -212,10 +239,65 @@ export class BullMQExecutor implements Executor {
 		this.#settle(entry, { kind: "exception", error, usage: undefined }, true);
 	}
 
-	/** Ends a call once; `remove` deletes its finished job from Redis. */
+	/** A comm message from a host, for one of this scheduler's calls. */
+	#commMessage(text: string): void {
+		const message = parseMessage(text);
+		const entry = typeof message?.["job"] === "string" ? this.#inFlight.get(message["job"]) : undefined;
+		const comm = entry?.execution.call.comm;
+		if (message === undefined || entry === undefined || comm === undefined || entry.settled) {
+			return;
+		}
+		const host = message["host"];
+		if (message["kind"] === "open") {
+			entry.commOpen = true;
+			entry.commClosed = false;
+		}
+		let closed: boolean;
+		try {
+			closed = deliverUp(comm, message, (down) => {
+				if (typeof host === "string") {
+					void this.#publish(downChannel(this.#settings.prefix, this.#settings.queueName, host), JSON.stringify(down)).catch(() => {});
+				}
+			});
+		} catch {
+			// A message that cannot be read is dropped.
+			return;
+		}
+		if (closed) {
+			entry.commClosed = true;
+			const held = entry.held;
+			if (held !== undefined) {
+				clearTimeout(held.timer);
+				entry.held = undefined;
+				this.#settle(entry, held.settled, true);
+			}
+		}
+	}
+
+	/** Ends a call once; `remove` (its host's own ending) deletes its finished job from Redis. */
 	#settle(entry: InFlight, settled: Settled, remove = false): void {
 		if (entry.settled) {
 			return;
+		}
+		const comm = entry.execution.call.comm;
+		if (comm !== undefined && entry.commOpen && !entry.commClosed) {
+			if (remove && entry.held === undefined) {
+				// What the call sent may still be on its way: its outcome waits for its channel to close.
+				const timer = setTimeout(() => {
+					entry.held = undefined;
+					entry.commClosed = true;
+					comm.close();
+					this.#settle(entry, settled, true);
+				}, COMM_CLOSE_WAIT_MS);
+				entry.held = { settled, timer };
+				return;
+			}
+			if (entry.held !== undefined) {
+				clearTimeout(entry.held.timer);
+				entry.held = undefined;
+			}
+			entry.commClosed = true;
+			comm.close();
 		}
 		entry.settled = true;
 		this.#inFlight.delete(entry.jobId);
@@ -253,9 +335,13 @@ export class BullMQExecutor implements Executor {
 	}
 
 	async #publishCancel(jobId: string): Promise<void> {
+		await this.#publish(cancelChannel(this.#settings.prefix, this.#settings.queueName), jobId);
+	}
+
+	async #publish(channel: string, message: string): Promise<void> {
 		const { queue } = await this.#connect();
 		const client = (await queue.client) as unknown as RedisCommands;
-		await client.publish(cancelChannel(this.#settings.prefix, this.#settings.queueName), jobId);
+		await client.publish(channel, message);
 	}
 
 	#startPolling(): void {
@@ -360,7 +446,7 @@ export class BullMQExecutor implements Executor {
 		this.#connection = undefined;
 		if (connection !== undefined) {
 			const opened = await connection.catch(() => undefined);
-			await Promise.allSettled([opened?.events.close(), opened?.queue.close()]);
+			await Promise.allSettled([opened?.events.close(), opened?.queue.close(), opened?.subscriber.quit()]);
 		}
 	}
 }

@@ -5,7 +5,9 @@ import type { Limits } from "../../limits/types.ts";
 import { serializeError } from "../../serialize.ts";
 import { Dispatcher, type Ticket } from "../dispatcher.ts";
 import type { Call } from "../executor.ts";
+import { randomUUID } from "node:crypto";
 import { type HostPolicy, resolveOnHost } from "./host-refs.ts";
+import { type DownMessage, downChannel, HostComm, parseMessage, upChannel } from "./remote-comm.ts";
 import type { RedisOptions } from "./options.ts";
 import { probeRedis } from "./probe.ts";
 import { BYOP_VERSION, cancelChannel, type Envelope, type JobData, type JobReturn, LOCK_MS, packEnvelope, STALLED_CHECK_MS, unpack } from "./wire.ts";
@@ -63,6 +65,11 @@ export class WorkerHost {
 	readonly #dispatcher: Dispatcher<Running>;
 	readonly #running = new Map<string, Ticket>();
 	readonly #cancelled = new Map<string, number>();
+	/** The comm channels of the calls running here, by job id. */
+	readonly #comms = new Map<string, HostComm>();
+	/** This host's id in comm messages: the channel it hears answers on. */
+	readonly #id = randomUUID();
+	#publisher: { publish(channel: string, message: string): Promise<unknown> } | undefined;
 	#worker: Worker | undefined;
 	#subscriber: Subscriber | undefined;
 	#stopping = false;
@@ -136,8 +143,12 @@ export class WorkerHost {
 			const client = (await worker.client) as unknown as { duplicate(): Subscriber };
 			const subscriber = client.duplicate();
 			this.#subscriber = subscriber;
-			subscriber.on("message", (_channel, jobId) => this.#cancel(jobId));
-			await subscriber.subscribe(cancelChannel(prefix, queueName));
+			const cancels = cancelChannel(prefix, queueName);
+			subscriber.on("message", (channel, message) => (channel === cancels ? this.#cancel(message) : this.#answer(message)));
+			await subscriber.subscribe(cancels);
+			await subscriber.subscribe(downChannel(prefix, queueName, this.#id));
+			// The connection that completes jobs: a call's comm messages go out before its outcome.
+			this.#publisher = client as unknown as { publish(channel: string, message: string): Promise<unknown> };
 		} catch (error) {
 			await this.#close();
 			const reason = lastError ?? error;
@@ -164,6 +175,15 @@ export class WorkerHost {
 		this.#cancelled.set(jobId, now);
 	}
 
+	/** A scheduler answered a request of one of the calls running here. */
+	#answer(text: string): void {
+		const message = parseMessage(text);
+		if (message === undefined || typeof message["job"] !== "string" || typeof message["seq"] !== "number" || typeof message["ok"] !== "boolean" || typeof message["payload"] !== "string") {
+			return;
+		}
+		this.#comms.get(message["job"])?.answer(message as unknown as DownMessage);
+	}
+
 	/** Runs one job and returns how its call ended; throws only for what is no call's fault. */
 	async #process(job: Job): Promise<JobReturn> {
 		const jobId = String(job.id);
@@ -186,6 +206,14 @@ export class WorkerHost {
 				throw new RemoteRefusedError("This worker host refuses a job whose arguments are not a list", "malformed");
 			}
 			call = { id: nextCallId++, ref: { module, name: data.name }, args, limits: data.limits ?? undefined, taskName: data.taskName, future: new Future(data.taskName, args) };
+			if (typeof data.comm === "string" && /^[\w-]+$/.test(data.comm)) {
+				const channel = upChannel(this.#options.prefix, this.#options.queueName, data.comm);
+				const comm = new HostComm(jobId, this.#id, (message) => {
+					void this.#publisher?.publish(channel, JSON.stringify(message)).catch(() => {});
+				});
+				this.#comms.set(jobId, comm);
+				call.comm = comm;
+			}
 		} catch (error) {
 			return { kind: "exception", error: serializeError(error), usage: undefined };
 		}
@@ -197,6 +225,7 @@ export class WorkerHost {
 		}
 		const outcome = await running.outcome;
 		this.#running.delete(jobId);
+		this.#comms.delete(jobId);
 		const usage = outcome.usage === undefined ? undefined : { ...outcome.usage, host: this.#options.name };
 		if (outcome.kind === "result") {
 			return { kind: "result", value: outcome.value, usage };

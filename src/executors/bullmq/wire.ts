@@ -38,6 +38,8 @@ export interface JobData {
 	readonly limits: Limits | null;
 	readonly retryOnHostLoss: boolean;
 	readonly taskName: string;
+	/** For a call with a comm channel (`CommPlugin`): the scheduler's id, which names its channel. */
+	readonly comm: string | null;
 }
 
 /** How a job ended on its host: what the job returns, for a result and an exception alike. */
