@@ -131,7 +131,7 @@ if (missing !== undefined) {
 		let redis: RedisServer;
 		const hosts = new Map<string, Host>();
 		let scratch: string;
-		const hostArgs = (): string[] => ["--redis", redis.url, "--queue", QUEUE, "--root", REPO, "--concurrency", "4", "--allow", "ms"];
+		const hostArgs = (): string[] => ["--redis", redis.url, "--queue", QUEUE, "--root", REPO, "--concurrency", "2", "--allow", "ms"];
 		const startHost = async (name: string): Promise<Host> => {
 			const host = await Host.start(name, hostArgs());
 			hosts.set(name, host);
@@ -157,7 +157,7 @@ if (missing !== undefined) {
 		it("brings back results, errors (name, message, code, stack, cause) and usage that names the host", async () => {
 			const s = scheduler();
 			const value = { map: new Map([[1, 2n]]), when: new Date(5), bytes: new Uint8Array([1, 2]) };
-			const { futures } = await runAll(s, () => [s.task(job("add")).submit(2, 3), s.task(job("default")).submit(value), s.task(job("fail")).submit("boom"), ...Array.from({ length: 16 }, () => s.task(job("sleep")).submit(100))], CONTINUE);
+			const { futures } = await runAll(s, () => [s.task(job("add")).submit(2, 3), s.task(job("default")).submit(value), s.task(job("fail")).submit("boom"), ...Array.from({ length: 8 }, () => s.task(job("sleep")).submit(100))], CONTINUE);
 			const [sum, same, failed] = futures as Future[];
 			assert.equal(sum?.result, 5);
 			assert.deepEqual(same?.result, value);

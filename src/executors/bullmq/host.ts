@@ -77,10 +77,16 @@ export class WorkerHost {
 
 	private constructor(options: HostOptions) {
 		this.#options = options;
-		this.#dispatcher = new Dispatcher<Running>(options.executor, options.concurrency, {
-			started: () => {},
-			settled: (running, _call, outcome) => running.done(outcome),
-		});
+		// A host is a service: all its threads start with it, as a process pool's processes do.
+		this.#dispatcher = new Dispatcher<Running>(
+			options.executor,
+			options.concurrency,
+			{
+				started: () => {},
+				settled: (running, _call, outcome) => running.done(outcome),
+			},
+			options.concurrency,
+		);
 	}
 
 	/** Connects to Redis and starts taking jobs. Rejects when Redis cannot be reached in time. */
