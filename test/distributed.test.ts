@@ -169,7 +169,7 @@ if (missing !== undefined) {
 			assert.ok(error.cause instanceof TypeError && error.cause.message === "inner cause");
 			assert.match(error.stack ?? "", /fail/);
 			for (const future of futures) {
-				assert.equal(future.usage?.where, "thread");
+				assert.equal(future.usage?.where, "thread", String(future.exception));
 				assert.ok(["A", "B"].includes(future.usage?.host ?? ""), String(future.usage?.host));
 				assert.ok((future.usage?.wallMs ?? 0) > 0);
 			}

@@ -33,8 +33,10 @@ interface InFlight {
 	/** Whether the host opened the call's comm channel, and closed it. */
 	commOpen: boolean;
 	commClosed: boolean;
-	/** How the call ended, held until its comm channel closes (what it sent comes before its outcome). */
-	held: { readonly settled: Settled; readonly timer: NodeJS.Timeout } | undefined;
+	/** Comm messages received for the call. */
+	commReceived: number;
+	/** How the call ended, held until all its host sent on its comm channel has arrived (it comes before the outcome). */
+	held: { readonly settled: Settled; readonly expected: number; readonly timer: NodeJS.Timeout } | undefined;
 }
 
 /** A pub/sub connection. */
@@ -114,6 +116,7 @@ export class BullMQExecutor implements Executor {
 				lockMissingSince: undefined,
 				commOpen: false,
 				commClosed: false,
+				commReceived: 0,
 				held: undefined,
 			};
 			this.#inFlight.set(entry.jobId, entry);
@@ -218,13 +221,33 @@ export class BullMQExecutor implements Executor {
 		if (entry === undefined) {
 			return;
 		}
+		if (entry.held !== undefined) {
+			return;
+		}
 		const ending = readReturn(returned);
-		if (ending.kind === "cancelled") {
-			this.#settle(entry, { kind: "cancelled", error: entry.execution.cancellation.reason ?? asCancelled(ending.error), usage: ending.usage }, true);
-		} else if (ending.kind === "exception") {
-			this.#settle(entry, { kind: "exception", error: ending.error, usage: ending.usage }, true);
-		} else {
-			this.#settle(entry, { kind: "result", value: ending.value, usage: ending.usage }, true);
+		const settled: Settled =
+			ending.kind === "cancelled"
+				? { kind: "cancelled", error: entry.execution.cancellation.reason ?? asCancelled(ending.error), usage: ending.usage }
+				: ending.kind === "exception"
+					? { kind: "exception", error: ending.error, usage: ending.usage }
+					: { kind: "result", value: ending.value, usage: ending.usage };
+		// The host says how many comm messages it sent: the outcome waits until they are all here.
+		const sent = (returned as { comm?: unknown } | null)?.comm;
+		const expected = typeof sent === "number" ? sent : 0;
+		if (entry.execution.call.comm !== undefined && entry.commReceived < expected) {
+			entry.held = { settled, expected, timer: setTimeout(() => this.#release(entry), COMM_CLOSE_WAIT_MS) };
+			return;
+		}
+		this.#settle(entry, settled, true);
+	}
+
+	/** Settles a call whose outcome waited for its comm messages. */
+	#release(entry: InFlight): void {
+		const held = entry.held;
+		if (held !== undefined) {
+			clearTimeout(held.timer);
+			entry.held = undefined;
+			this.#settle(entry, held.settled, true);
 		}
 	}
 
@@ -248,6 +271,7 @@ export class BullMQExecutor implements Executor {
 			return;
 		}
 		const host = message["host"];
+		entry.commReceived++;
 		if (message["kind"] === "open") {
 			entry.commOpen = true;
 			entry.commClosed = false;
@@ -261,16 +285,13 @@ export class BullMQExecutor implements Executor {
 			});
 		} catch {
 			// A message that cannot be read is dropped.
-			return;
+			closed = false;
 		}
 		if (closed) {
 			entry.commClosed = true;
-			const held = entry.held;
-			if (held !== undefined) {
-				clearTimeout(held.timer);
-				entry.held = undefined;
-				this.#settle(entry, held.settled, true);
-			}
+		}
+		if (entry.held !== undefined && entry.commReceived >= entry.held.expected) {
+			this.#release(entry);
 		}
 	}
 
@@ -279,23 +300,13 @@ export class BullMQExecutor implements Executor {
 		if (entry.settled) {
 			return;
 		}
+		if (entry.held !== undefined) {
+			clearTimeout(entry.held.timer);
+			entry.held = undefined;
+		}
 		const comm = entry.execution.call.comm;
+		// CLOSE comes before the outcome, however the call ended.
 		if (comm !== undefined && entry.commOpen && !entry.commClosed) {
-			if (remove && entry.held === undefined) {
-				// What the call sent may still be on its way: its outcome waits for its channel to close.
-				const timer = setTimeout(() => {
-					entry.held = undefined;
-					entry.commClosed = true;
-					comm.close();
-					this.#settle(entry, settled, true);
-				}, COMM_CLOSE_WAIT_MS);
-				entry.held = { settled, timer };
-				return;
-			}
-			if (entry.held !== undefined) {
-				clearTimeout(entry.held.timer);
-				entry.held = undefined;
-			}
 			entry.commClosed = true;
 			comm.close();
 		}

@@ -194,7 +194,9 @@ export class WorkerHost {
 	async #process(job: Job): Promise<JobReturn> {
 		const jobId = String(job.id);
 		const envelope = await this.#run(job, jobId);
-		return packEnvelope(envelope);
+		const comm = this.#comms.get(jobId);
+		this.#comms.delete(jobId);
+		return packEnvelope(envelope, comm?.published);
 	}
 
 	async #run(job: Job, jobId: string): Promise<Envelope> {
@@ -231,7 +233,6 @@ export class WorkerHost {
 		}
 		const outcome = await running.outcome;
 		this.#running.delete(jobId);
-		this.#comms.delete(jobId);
 		const usage = outcome.usage === undefined ? undefined : { ...outcome.usage, host: this.#options.name };
 		if (outcome.kind === "result") {
 			return { kind: "result", value: outcome.value, usage };

@@ -55,11 +55,20 @@ export class HostComm implements CallComm {
 	readonly #publish: (message: UpMessage) => void;
 	readonly #pending = new Map<number, { resolve: (value: unknown) => void; reject: (error: unknown) => void }>();
 	#seq = 0;
+	#published = 0;
 
 	constructor(job: string, host: string, publish: (message: UpMessage) => void) {
 		this.#job = job;
 		this.#host = host;
-		this.#publish = publish;
+		this.#publish = (message) => {
+			this.#published++;
+			publish(message);
+		};
+	}
+
+	/** How many messages it published: the scheduler waits for as many before the call's outcome. */
+	get published(): number {
+		return this.#published;
 	}
 
 	open(): void {

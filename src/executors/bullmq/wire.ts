@@ -16,7 +16,7 @@ import { findUncloneable } from "../../worker/uncloneable.ts";
 export const BYOP_VERSION = (createRequire(import.meta.url)("byop/package.json") as { version: string }).version;
 
 /** How long a host holds a job's lock before it must renew it (BullMQ renews at half of it). */
-export const LOCK_MS = 3000;
+export const LOCK_MS = 4000;
 /** How often hosts look for jobs whose host stopped renewing their lock. */
 export const STALLED_CHECK_MS = 1500;
 
@@ -58,6 +58,8 @@ export type RemoteEnding =
 export interface JobReturn {
 	readonly byop: string;
 	readonly envelope: string;
+	/** How many comm messages the host published for the call (they come before its outcome). */
+	readonly comm?: number;
 }
 
 /** Serializes what BullMQ stores as JSON: `v8.serialize`, in base64. */
@@ -84,12 +86,12 @@ export function packArgs(args: unknown[]): string {
 }
 
 /** Packs how a job ended. A result that cannot be serialized ends as a `DataCloneError`. */
-export function packEnvelope(envelope: Envelope): JobReturn {
+export function packEnvelope(envelope: Envelope, comm = 0): JobReturn {
 	try {
-		return { byop: BYOP_VERSION, envelope: pack(envelope) };
+		return { byop: BYOP_VERSION, envelope: pack(envelope), comm };
 	} catch (error) {
 		const failed = new DataCloneError(`The call's result cannot be copied back to the scheduler: ${error instanceof Error ? error.message : String(error)}`);
-		return { byop: BYOP_VERSION, envelope: pack({ kind: "exception", error: serializeError(failed), usage: envelope.usage }) };
+		return { byop: BYOP_VERSION, envelope: pack({ kind: "exception", error: serializeError(failed), usage: envelope.usage }), comm };
 	}
 }
 
