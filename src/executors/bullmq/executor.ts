@@ -1,14 +1,12 @@
 import { randomUUID } from "node:crypto";
-import type { Job, Queue, QueueEvents } from "bullmq";
+import type { Queue } from "bullmq";
 import { CancelledError, HostLostError } from "../../errors.ts";
 import type { Execution, Executor, Settled } from "../executor.ts";
 import type { BullMQSettings } from "./options.ts";
-import { probeRedis } from "./probe.ts";
+import { type Connection, openConnection } from "./connection.ts";
 import { deliverUp, downChannel, parseMessage, upChannel } from "./remote-comm.ts";
 import { BYOP_VERSION, cancelChannel, type JobData, moduleOnTheWire, packArgs, readReturn } from "./wire.ts";
 
-/** How long connecting to Redis may take before calls fail. */
-const CONNECT_MS = 5000;
 /** How often jobs in flight are looked at directly (events missed, hosts lost, cancels unanswered). */
 const POLL_MS = 1000;
 /** How long a cancel of a running job waits for its host to confirm before the call ends anyway. */
@@ -39,25 +37,10 @@ interface InFlight {
 	held: { readonly settled: Settled; readonly expected: number; readonly timer: NodeJS.Timeout } | undefined;
 }
 
-/** A pub/sub connection. */
-interface Subscriber {
-	subscribe(channel: string): Promise<unknown>;
-	on(event: "message", listener: (channel: string, message: string) => void): unknown;
-	on(event: "error", listener: (error: Error) => void): unknown;
-	quit(): Promise<unknown>;
-}
-
 /** The plain Redis commands used here, which BullMQ's client type leaves out. */
 interface RedisCommands {
 	publish(channel: string, message: string): Promise<number>;
 	exists(key: string): Promise<number>;
-}
-
-interface Connection {
-	readonly queue: Queue;
-	readonly events: QueueEvents;
-	readonly subscriber: { quit(): Promise<unknown> };
-	readonly loadJob: (queue: Queue, id: string) => Promise<Job | undefined>;
 }
 
 /**
@@ -155,57 +138,13 @@ export class BullMQExecutor implements Executor {
 		return this.#connection;
 	}
 
-	async #open(): Promise<Connection> {
-		const { Queue, QueueEvents, Job } = await import("bullmq");
-		const { redis, queueName, prefix, where } = this.#settings;
-		const connection = { ...redis, maxRetriesPerRequest: null };
-		try {
-			await probeRedis(redis, CONNECT_MS);
-		} catch (error) {
-			throw new Error(`Cannot reach Redis at ${where} for queue "${queueName}": ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-		}
-		const queue = new Queue(queueName, { connection, prefix });
-		let lastError: unknown;
-		let refused: ((error: unknown) => void) | undefined;
-		const onError = (error: unknown): void => {
-			lastError = error;
-			// A wrong password does not get better by trying again.
-			if (error instanceof Error && /WRONGPASS|NOAUTH|invalid password|AUTH failed/i.test(error.message)) {
-				refused?.(error);
-			}
-		};
-		queue.on("error", onError);
-		let timer: NodeJS.Timeout | undefined;
-		const deadline = new Promise<never>((_resolve, reject) => {
-			refused = reject;
-			timer = setTimeout(() => reject(new Error(`no answer in ${CONNECT_MS} ms`)), CONNECT_MS);
+	#open(): Promise<Connection> {
+		return openConnection(this.#settings, upChannel(this.#settings.prefix, this.#settings.queueName, this.#id), {
+			active: (jobId) => this.#active(jobId),
+			completed: (jobId, returned) => this.#completed(jobId, returned),
+			failed: (jobId, reason) => this.#failed(jobId, reason),
+			comm: (text) => this.#commMessage(text),
 		});
-		let events: QueueEvents | undefined;
-		let subscriber: Subscriber | undefined;
-		try {
-			await Promise.race([settledLater(queue.waitUntilReady()), deadline]);
-			// Made once Redis answers: a QueueEvents that never connected cannot be closed.
-			events = new QueueEvents(queueName, { connection, prefix });
-			events.on("error", onError);
-			events.on("active", ({ jobId }) => this.#active(jobId));
-			events.on("completed", ({ jobId, returnvalue }) => this.#completed(jobId, returnvalue));
-			events.on("failed", ({ jobId, failedReason }) => this.#failed(jobId, failedReason));
-			await Promise.race([settledLater(events.waitUntilReady()), deadline]);
-			const client = (await queue.client) as unknown as { duplicate(): Subscriber };
-			subscriber = client.duplicate();
-			subscriber.on("error", onError);
-			subscriber.on("message", (_channel, text) => this.#commMessage(text));
-			await Promise.race([subscriber.subscribe(upChannel(prefix, queueName, this.#id)), deadline]);
-		} catch (error) {
-			// Not awaited: a connection being closed may still be waiting for Redis.
-			void Promise.allSettled([queue.close(), events?.close(), subscriber?.quit()]);
-			const reason = lastError ?? error;
-			throw new Error(`Cannot reach Redis at ${where} for queue "${queueName}": ${reason instanceof Error ? reason.message : String(reason)}`, { cause: reason });
-		} finally {
-			clearTimeout(timer);
-			deadline.catch(() => {});
-		}
-		return { queue, events, subscriber: subscriber as Subscriber, loadJob: (from, id) => Job.fromId(from, id) };
 	}
 
 	#active(jobId: string): void {
@@ -460,12 +399,6 @@ export class BullMQExecutor implements Executor {
 			await Promise.allSettled([opened?.events.close(), opened?.queue.close(), opened?.subscriber.quit()]);
 		}
 	}
-}
-
-/** `promise`, whose rejection after a race was lost is not left unhandled. */
-function settledLater<T>(promise: Promise<T>): Promise<T> {
-	promise.catch(() => {});
-	return promise;
 }
 
 function asCancelled(error: Error): CancelledError {
