@@ -2,7 +2,7 @@ import { realpathSync, statSync } from "node:fs";
 import { availableParallelism, hostname } from "node:os";
 import path from "node:path";
 import { parseArgs } from "node:util";
-import { WorkerHost } from "../executors/bullmq/host.ts";
+import { type HostOptions, WorkerHost } from "../executors/bullmq/host.ts";
 import { maskUrl, parseName, parseRedisUrl, describeRedis } from "../executors/bullmq/options.ts";
 import { parseDuration } from "../units.ts";
 import { WORKER_HELP } from "./help.ts";
@@ -26,14 +26,21 @@ const OPTIONS = {
 /** The default `--grace`: how long running calls may finish after SIGINT/SIGTERM. */
 const DEFAULT_GRACE_MS = 30_000;
 
-/** `byop worker`: a worker host for `Scheduler.withBullMQ`. Resolves to the exit code once it has stopped. */
-export async function workerCommand(args: readonly string[]): Promise<number> {
+/** What `byop worker`'s command line asks for, checked. */
+export type WorkerSettings = Omit<HostOptions, "log"> & { readonly graceMs: number };
+
+/**
+ * Checks `byop worker`'s arguments (`env` gives `BYOP_REDIS_URL`) without connecting to anything;
+ * `"help"` when `--help` was asked for.
+ *
+ * @throws {UsageError} Naming the option and the value (a password masked).
+ */
+export function parseWorkerArgs(args: readonly string[], env: NodeJS.ProcessEnv = process.env): WorkerSettings | "help" {
 	const { values } = checked(() => parseArgs({ args: [...args], options: OPTIONS, strict: true, allowPositionals: false }));
 	if (values.help === true) {
-		process.stdout.write(WORKER_HELP);
-		return EXIT.ok;
+		return "help";
 	}
-	const url = values.redis ?? process.env["BYOP_REDIS_URL"];
+	const url = values.redis ?? env["BYOP_REDIS_URL"];
 	if (url === undefined || url === "") {
 		throw new UsageError("byop worker needs --redis <url> (or BYOP_REDIS_URL) and --queue <name> (see byop worker --help)");
 	}
@@ -57,14 +64,25 @@ export async function workerCommand(args: readonly string[]): Promise<number> {
 		}
 	}
 	const name = values.name ?? `${hostname()}:${process.pid}`;
-	const where = describeRedis(redis);
+	return { redis, where: describeRedis(redis), queueName, prefix, concurrency, executor, policy: { root, allow }, name, graceMs };
+}
+
+/** `byop worker`: a worker host for `Scheduler.withBullMQ`. Resolves to the exit code once it has stopped. */
+export async function workerCommand(args: readonly string[]): Promise<number> {
+	const settings = parseWorkerArgs(args);
+	if (settings === "help") {
+		process.stdout.write(WORKER_HELP);
+		return EXIT.ok;
+	}
+	const { where, queueName, prefix, concurrency, executor, policy, name, graceMs } = settings;
+	const { root, allow } = policy;
 	const log = (line: string): void => {
 		process.stderr.write(`byop worker ${name}: ${maskUrl(line)}\n`);
 	};
 
 	let host: WorkerHost;
 	try {
-		host = await WorkerHost.start({ redis, where, queueName, prefix, concurrency, executor, policy: { root, allow }, name, log });
+		host = await WorkerHost.start({ ...settings, log });
 	} catch (error) {
 		log(error instanceof Error ? error.message : String(error));
 		return EXIT.threw;
