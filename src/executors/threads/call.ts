@@ -86,7 +86,7 @@ export class ThreadCall implements CallAdapter {
 	constructor(call: Call, place: ThreadPlace) {
 		this.#call = call;
 		this.#place = place;
-		this.#cpu = new ThreadCpu(place.slots, place.slot, place.generation, (what) => this.#nonsense(what));
+		this.#cpu = new ThreadCpu(place.slots, place.slot, place.generation, (what) => this.#nonsense(what), (threadId) => place.pool.threads.find((thread) => thread.threadId === threadId));
 		this.offHeapBytes = place.watchOffHeap ? () => this.#size(place.slots.externalMemory(place.slot), "memory outside the heap") : undefined;
 	}
 

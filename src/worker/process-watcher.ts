@@ -1,0 +1,118 @@
+import { Worker } from "node:worker_threads";
+
+/** The file descriptor of a pool process on which its watcher reports readings (see `ProcessWatcher`). */
+export const REPORT_FD = 4;
+
+/** What the watcher is told of a call it watches: its limits, and the process's CPU time at its start. */
+export interface WatchedCall {
+	readonly id: number;
+	/** The process's CPU time at the call's start, in ms. */
+	readonly baseMs: number;
+	/** The call's CPU limit in ms, if it has one. */
+	readonly cpuMs?: number | undefined;
+	/** The call's resident-memory limit in bytes, if it has one. */
+	readonly rssBytes?: number | undefined;
+	/** The shortest time between two readings, in ms. */
+	readonly sampleMs: number;
+}
+
+/**
+ * The watcher thread's code (plain JavaScript: it runs with no loader). It kills the process's
+ * group when the parent is gone. On the portable path it also reads the process's CPU time
+ * (`process.cpuUsage()`, every thread of the process) and resident memory while a limited call
+ * runs, however busy the main thread is, and writes each reading to the parent as a line
+ * `<token> <call id> <cpu ms> <rss bytes> <peak rss bytes> <over>`; `over` is 1 once a reading
+ * passes one of the call's limits, and such a reading is written at once. A call far from its
+ * limits is read when it could first have passed them (CPU time grows no faster than wall time,
+ * memory at most `growthBytesPerMs`), at least once a second, so that the parent knows it lives.
+ */
+const WATCHER_SOURCE = `
+const { workerData, parentPort } = require("node:worker_threads");
+const { parent, fd, token, growthBytesPerMs } = workerData;
+setInterval(() => {
+	if (process.ppid !== parent) {
+		try { process.kill(-process.pid, "SIGKILL"); } catch {}
+		process.kill(process.pid, "SIGKILL");
+	}
+}, 200);
+if (fd >= 0) {
+	const out = new (require("node:net").Socket)({ fd, readable: false, writable: true });
+	out.on("error", () => {});
+	const rss = process.memoryUsage.rss;
+	const cpuUsage = process.cpuUsage;
+	let call;
+	let timer;
+	let peak = 0;
+	const read = () => {
+		timer = undefined;
+		if (call === undefined) return;
+		const usage = cpuUsage();
+		const cpu = (usage.user + usage.system) / 1000 - call.baseMs;
+		const resident = rss();
+		peak = Math.max(peak, resident);
+		const overCpu = call.cpuMs !== undefined && cpu >= call.cpuMs;
+		const overRss = call.rssBytes !== undefined && resident > call.rssBytes;
+		out.write(token + " " + call.id + " " + cpu.toFixed(3) + " " + resident + " " + peak + " " + (overCpu || overRss ? 1 : 0) + "\\n");
+		let wait = 1000;
+		if (call.cpuMs !== undefined) wait = Math.min(wait, call.cpuMs - cpu);
+		if (call.rssBytes !== undefined) wait = Math.min(wait, (call.rssBytes - resident) / growthBytesPerMs);
+		timer = setTimeout(read, Math.max(call.sampleMs, wait));
+	};
+	out.write(token + " 0 0 " + rss() + " " + rss() + " 0\\n");
+	parentPort.on("message", (message) => {
+		clearTimeout(timer);
+		timer = undefined;
+		call = message.type === "begin" ? message.call : undefined;
+		peak = 0;
+		if (call !== undefined) read();
+	});
+}
+`;
+
+/**
+ * The thread of a pool process that runs beside its main thread, which a task may keep busy in a
+ * synchronous loop: it notices the parent's death, and on the portable path (no `/proc` to read the
+ * process from outside) it reads what the running call uses and reports it to the parent on
+ * `REPORT_FD`, with a token that the task never sees. The parent enforces the limits on these
+ * readings, and stops the call as on every path.
+ */
+export class ProcessWatcher {
+	readonly #worker: Worker;
+	readonly #reporting: boolean;
+
+	/**
+	 * @param parentPid the parent's pid: the process's group is killed once its parent is another.
+	 * @param report the token of the readings, when the watcher reports them; `undefined` when the parent reads `/proc`.
+	 * @param growthBytesPerMs how fast memory is taken to grow at most, across the process's threads.
+	 */
+	constructor(parentPid: number, report: string | undefined, growthBytesPerMs: number) {
+		this.#reporting = report !== undefined;
+		this.#worker = new Worker(WATCHER_SOURCE, {
+			eval: true,
+			workerData: { parent: parentPid, fd: report === undefined ? -1 : REPORT_FD, token: report ?? "", growthBytesPerMs },
+			execArgv: [],
+			stdout: false,
+			stderr: false,
+		});
+		this.#worker.unref();
+	}
+
+	/** Starts reading a call with CPU or memory limits (nothing when the parent reads `/proc`). */
+	begin(call: WatchedCall): void {
+		if (this.#reporting) {
+			this.#worker.postMessage({ type: "begin", call });
+		}
+	}
+
+	/** The call has ended: readings stop until the next. */
+	end(): void {
+		if (this.#reporting) {
+			this.#worker.postMessage({ type: "end" });
+		}
+	}
+
+	/** Calls `failed` if the watcher thread fails. */
+	onError(failed: (error: Error) => void): void {
+		this.#worker.once("error", failed);
+	}
+}
