@@ -23,7 +23,7 @@ export interface ProcessCallPayload extends CallPayload {
 	 * On the portable path (no `/proc`), the limits the process's watcher reads the call against
 	 * and reports on (see `worker/process-watcher.ts`); the parent enforces them.
 	 */
-	readonly watch?: { readonly cpuMs?: number | undefined; readonly rssBytes?: number | undefined; readonly sampleMs: number } | undefined;
+	readonly watch?: { readonly cpuMs?: number | undefined; readonly rssBytes?: number | undefined; readonly wallMs?: number | undefined; readonly sampleMs: number } | undefined;
 }
 
 /** A call sent to a worker thread: its place in the shared call slots (see `call-slots.ts`). */

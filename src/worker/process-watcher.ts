@@ -12,6 +12,8 @@ export interface WatchedCall {
 	readonly cpuMs?: number | undefined;
 	/** The call's resident-memory limit in bytes, if it has one. */
 	readonly rssBytes?: number | undefined;
+	/** The call's wall limit in ms, if it has one: a call it stops is read every twentieth of it, for the CPU time it used. */
+	readonly wallMs?: number | undefined;
 	/** The shortest time between two readings, in ms. */
 	readonly sampleMs: number;
 }
@@ -24,7 +26,8 @@ export interface WatchedCall {
  * `<token> <call id> <cpu ms> <rss bytes> <peak rss bytes> <over>`; `over` is 1 once a reading
  * passes one of the call's limits, and such a reading is written at once. A call far from its
  * limits is read when it could first have passed them (CPU time grows no faster than wall time,
- * memory at most `growthBytesPerMs`), at least once a second, so that the parent knows it lives.
+ * memory at most `growthBytesPerMs`), at least once a second, so that the parent knows it lives
+ * (a call with a wall limit every twentieth of it: what a call stopped by it used is its last reading).
  */
 const WATCHER_SOURCE = `
 const { workerData, parentPort } = require("node:worker_threads");
@@ -37,7 +40,12 @@ setInterval(() => {
 }, 200);
 if (fd >= 0) {
 	const out = new (require("node:net").Socket)({ fd, readable: false, writable: true });
-	out.on("error", () => {});
+	// Without its channel the parent could not enforce the limits: the watcher fails, and the process ends.
+	const lost = (error) => {
+		throw error instanceof Error ? error : new Error("the channel of its readings closed");
+	};
+	out.on("error", lost);
+	out.on("close", lost);
 	const rss = process.memoryUsage.rss;
 	const cpuUsage = process.cpuUsage;
 	let call;
@@ -53,7 +61,7 @@ if (fd >= 0) {
 		const overCpu = call.cpuMs !== undefined && cpu >= call.cpuMs;
 		const overRss = call.rssBytes !== undefined && resident > call.rssBytes;
 		out.write(token + " " + call.id + " " + cpu.toFixed(3) + " " + resident + " " + peak + " " + (overCpu || overRss ? 1 : 0) + "\\n");
-		let wait = 1000;
+		let wait = call.wallMs === undefined ? 1000 : Math.min(1000, call.wallMs / 20);
 		if (call.cpuMs !== undefined) wait = Math.min(wait, call.cpuMs - cpu);
 		if (call.rssBytes !== undefined) wait = Math.min(wait, (call.rssBytes - resident) / growthBytesPerMs);
 		timer = setTimeout(read, Math.max(call.sampleMs, wait));
@@ -111,8 +119,9 @@ export class ProcessWatcher {
 		}
 	}
 
-	/** Calls `failed` if the watcher thread fails. */
+	/** Calls `failed` if the watcher thread fails or ends: the process cannot be watched without it. */
 	onError(failed: (error: Error) => void): void {
 		this.#worker.once("error", failed);
+		this.#worker.once("exit", (code) => failed(new Error(`it ended with exit code ${code}`)));
 	}
 }

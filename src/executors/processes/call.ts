@@ -116,12 +116,13 @@ export class ProcessCall implements CallAdapter {
 
 /**
  * What the process's watcher reads a call against, on the portable path: its CPU and memory
- * limits (a process's memory limit is on its resident memory). `undefined` where the parent reads
- * `/proc`, or the call has neither limit.
+ * limits (a process's memory limit is on its resident memory), and its wall limit, for the CPU
+ * time a call stopped by it has used. `undefined` where the parent reads `/proc`, or the call has
+ * no limits.
  */
 function watchOf(limits: Limits | undefined): ProcessCallPayload["watch"] {
-	if (procAvailable() || limits === undefined || (limits.cpuMs === undefined && limits.memoryBytes === undefined)) {
+	if (procAvailable() || limits === undefined) {
 		return undefined;
 	}
-	return { cpuMs: limits.cpuMs, rssBytes: limits.memoryBytes, sampleMs: limits.sampleMs };
+	return { cpuMs: limits.cpuMs, rssBytes: limits.memoryBytes, wallMs: limits.wallMs, sampleMs: limits.sampleMs };
 }
