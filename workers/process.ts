@@ -39,7 +39,7 @@ if (process.ppid !== parentPid || !process.connected) {
 // and reports it to the parent, with a token that no task sees.
 const reportToken = procAvailable() ? undefined : process.env["BYOP_REPORT_TOKEN"];
 delete process.env["BYOP_REPORT_TOKEN"];
-const watcher = new ProcessWatcher(parentPid, reportToken, MEMORY_GROWTH_BYTES_PER_MS * CORES);
+const watcher = new ProcessWatcher(parentPid, reportToken, MEMORY_GROWTH_BYTES_PER_MS * CORES, CORES);
 
 const calls = new RunningCalls();
 

@@ -25,13 +25,14 @@ export interface WatchedCall {
  * runs, however busy the main thread is, and writes each reading to the parent as a line
  * `<token> <call id> <cpu ms> <rss bytes> <peak rss bytes> <over>`; `over` is 1 once a reading
  * passes one of the call's limits, and such a reading is written at once. A call far from its
- * limits is read when it could first have passed them (CPU time grows no faster than wall time,
- * memory at most `growthBytesPerMs`), at least once a second, so that the parent knows it lives
+ * limits is read when it could first have passed them (the process's CPU time grows at most
+ * `cores` times as fast as wall time, memory at most `growthBytesPerMs`), at least once a second,
+ * so that the parent knows it lives
  * (a call with a wall limit every twentieth of it: what a call stopped by it used is its last reading).
  */
 const WATCHER_SOURCE = `
 const { workerData, parentPort } = require("node:worker_threads");
-const { parent, fd, token, growthBytesPerMs } = workerData;
+const { parent, fd, token, growthBytesPerMs, cores } = workerData;
 setInterval(() => {
 	if (process.ppid !== parent) {
 		try { process.kill(-process.pid, "SIGKILL"); } catch {}
@@ -62,7 +63,7 @@ if (fd >= 0) {
 		const overRss = call.rssBytes !== undefined && resident > call.rssBytes;
 		out.write(token + " " + call.id + " " + cpu.toFixed(3) + " " + resident + " " + peak + " " + (overCpu || overRss ? 1 : 0) + "\\n");
 		let wait = call.wallMs === undefined ? 1000 : Math.min(1000, call.wallMs / 20);
-		if (call.cpuMs !== undefined) wait = Math.min(wait, call.cpuMs - cpu);
+		if (call.cpuMs !== undefined) wait = Math.min(wait, (call.cpuMs - cpu) / cores);
 		if (call.rssBytes !== undefined) wait = Math.min(wait, (call.rssBytes - resident) / growthBytesPerMs);
 		timer = setTimeout(read, Math.max(call.sampleMs, wait));
 	};
@@ -92,12 +93,13 @@ export class ProcessWatcher {
 	 * @param parentPid the parent's pid: the process's group is killed once its parent is another.
 	 * @param report the token of the readings, when the watcher reports them; `undefined` when the parent reads `/proc`.
 	 * @param growthBytesPerMs how fast memory is taken to grow at most, across the process's threads.
+	 * @param cores how many of the process's threads can run at once.
 	 */
-	constructor(parentPid: number, report: string | undefined, growthBytesPerMs: number) {
+	constructor(parentPid: number, report: string | undefined, growthBytesPerMs: number, cores: number) {
 		this.#reporting = report !== undefined;
 		this.#worker = new Worker(WATCHER_SOURCE, {
 			eval: true,
-			workerData: { parent: parentPid, fd: report === undefined ? -1 : REPORT_FD, token: report ?? "", growthBytesPerMs },
+			workerData: { parent: parentPid, fd: report === undefined ? -1 : REPORT_FD, token: report ?? "", growthBytesPerMs, cores },
 			execArgv: [],
 			stdout: false,
 			stderr: false,

@@ -37,7 +37,8 @@ export class ThreadCpu {
 	#last = -1;
 	/** The counter `worker.cpuUsage()` last answered, in ns (-1 before its first answer). */
 	#answered = -1;
-	#asking = false;
+	/** The request in flight to `worker.cpuUsage()`, if any. */
+	#asking: Promise<void> | undefined;
 
 	constructor(slots: MainSlots, slot: number, generation: number, nonsense: (what: string) => void, worker?: (threadId: number) => Worker | undefined) {
 		this.#slots = slots;
@@ -85,23 +86,48 @@ export class ThreadCpu {
 		if (!this.#slots.running(this.#slot, this.#generation)) {
 			return -1;
 		}
-		if (!this.#asking) {
-			const thread = worker(this.#slots.threadId(this.#slot)) as CpuUsageWorker | undefined;
-			if (thread !== undefined) {
-				this.#asking = true;
-				thread.cpuUsage().then(
-					(usage) => {
-						this.#asking = false;
-						this.#answered = (usage.user + usage.system) * 1000;
-					},
-					() => {
-						// The thread has ended: the call's end gives the reading.
-						this.#asking = false;
-					},
-				);
-			}
+		if (this.#asking === undefined) {
+			this.#ask(worker);
 		}
 		return this.#answered < 0 ? -1 : this.#sinceStart(this.#answered);
+	}
+
+	#ask(worker: (threadId: number) => Worker | undefined): Promise<void> | undefined {
+		const thread = worker(this.#slots.threadId(this.#slot)) as CpuUsageWorker | undefined;
+		if (thread === undefined) {
+			return undefined;
+		}
+		const asking = thread.cpuUsage().then(
+			(usage) => {
+				this.#asking = undefined;
+				this.#answered = Math.max(this.#answered, (usage.user + usage.system) * 1000);
+			},
+			() => {
+				// The thread has ended: the call's end gives the reading.
+				this.#asking = undefined;
+			},
+		);
+		this.#asking = asking;
+		return asking;
+	}
+
+	/**
+	 * Where the thread's CPU time comes from `worker.cpuUsage()`: a promise that resolves once a
+	 * fresh reading has come (or after `withinMs`), so that a call ended from outside reports what
+	 * it used until then. `undefined` where there is nothing to wait for (the counter is read
+	 * synchronously, or the call is not running).
+	 */
+	refresh(withinMs: number): Promise<void> | undefined {
+		const worker = this.#worker;
+		if (worker === undefined || this.#closed || !this.#slots.running(this.#slot, this.#generation)) {
+			return undefined;
+		}
+		const asking = this.#asking ?? this.#ask(worker);
+		if (asking === undefined) {
+			return undefined;
+		}
+		let timer: NodeJS.Timeout | undefined;
+		return Promise.race([asking, new Promise<void>((resolve) => (timer = setTimeout(resolve, withinMs)))]).finally(() => clearTimeout(timer));
 	}
 
 	/** The call's CPU time in ms from the thread's counter `ns` (-1: unread) and the counter at its start. */
