@@ -222,8 +222,8 @@ function cloneFailure(error: unknown): Error {
 }
 
 // The watcher starts on a thread of its own even while this thread is busy in a task (about
-// 40 ms here): calls are taken at once.
-send({ type: "ready" });
+// 40 ms here): calls are taken at once, unless the watcher is to read them (without /proc).
+void watcher.watching().then(() => send({ type: "ready" }));
 watcher.onError((error) => {
 	process.stderr.write(`byop: the parent watcher of process ${process.pid} failed: ${error.message}\n`);
 	process.exit(71);

@@ -68,6 +68,7 @@ if (fd >= 0) {
 		timer = setTimeout(read, Math.max(call.sampleMs, wait));
 	};
 	out.write(token + " 0 0 " + rss() + " " + rss() + " 0\\n");
+	parentPort.postMessage("watching");
 	parentPort.on("message", (message) => {
 		clearTimeout(timer);
 		timer = undefined;
@@ -105,6 +106,18 @@ export class ProcessWatcher {
 			stderr: false,
 		});
 		this.#worker.unref();
+	}
+
+	/**
+	 * Resolves once the watcher reads what calls use, so that a call's first milliseconds are read
+	 * too (its thread starts in about 40 ms, far longer on a busy machine): at once when the parent
+	 * reads `/proc`.
+	 */
+	watching(): Promise<void> {
+		if (!this.#reporting) {
+			return Promise.resolve();
+		}
+		return new Promise((resolve) => this.#worker.once("message", () => resolve()));
 	}
 
 	/** Starts reading a call with CPU or memory limits (nothing when the parent reads `/proc`). */
