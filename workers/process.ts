@@ -7,7 +7,6 @@ import { TaskComm } from "../src/worker/comm.ts";
 import { RunningCalls } from "../src/worker/context.ts";
 import { type CallSite, runCall } from "../src/worker/run-call.ts";
 import { MEMORY_GROWTH_BYTES_PER_MS, CORES } from "../src/limits/watchdog.ts";
-import { procAvailable } from "../src/procfs.ts";
 import { ProcessWatcher } from "../src/worker/process-watcher.ts";
 import { watchSpawns } from "../src/worker/spawn-watch.ts";
 import { loadersRegistered } from "../src/worker/tsx-hooks.ts";
@@ -35,11 +34,9 @@ if (process.ppid !== parentPid || !process.connected) {
 
 // The main thread may be stuck in a task's synchronous loop; a thread of its own notices when
 // the parent is gone and kills this process group, so no orphan goes on running a task. Where the
-// parent cannot read this process from /proc, that thread also reads what each limited call uses
-// and reports it to the parent, with a token that no task sees.
-const reportToken = procAvailable() ? undefined : process.env["BYOP_REPORT_TOKEN"];
-delete process.env["BYOP_REPORT_TOKEN"];
-const watcher = new ProcessWatcher(parentPid, reportToken, MEMORY_GROWTH_BYTES_PER_MS * CORES, CORES);
+// parent cannot read this process from /proc, it sends a token, and that thread also reads what
+// each limited call uses and reports it to the parent with the token, which no task sees.
+const watcher = new ProcessWatcher(parentPid, MEMORY_GROWTH_BYTES_PER_MS * CORES, CORES);
 
 const calls = new RunningCalls();
 
@@ -157,6 +154,10 @@ process.on("unhandledRejection", fatal);
 process.on("disconnect", () => exit(0));
 
 process.on("message", (message: ParentMessage) => {
+	if (message.type === "watch") {
+		watcher.report(message.token);
+		return;
+	}
 	if (message.type === "abort") {
 		calls.abort(message.abort, deserializeError(message.reason));
 		return;
@@ -222,8 +223,8 @@ function cloneFailure(error: unknown): Error {
 }
 
 // The watcher starts on a thread of its own even while this thread is busy in a task (about
-// 40 ms here): calls are taken at once, unless the watcher is to read them (without /proc).
-void watcher.watching().then(() => send({ type: "ready" }));
+// 40 ms here): calls are taken at once (without /proc, once the watcher reads them).
+send({ type: "ready" });
 watcher.onError((error) => {
 	process.stderr.write(`byop: the parent watcher of process ${process.pid} failed: ${error.message}\n`);
 	process.exit(71);

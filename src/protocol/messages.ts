@@ -96,7 +96,9 @@ export type ParentMessage =
 	| { readonly type: "call"; readonly payload: ProcessCallPayload }
 	| ({ readonly type: "abort" } & AbortMessage)
 	/** An acknowledgement or an answer on call `id`'s comm channel. */
-	| { readonly type: "comm"; readonly id: number; readonly comm: CommDown };
+	| { readonly type: "comm"; readonly id: number; readonly comm: CommDown }
+	/** Without `/proc`: the token with which the process's watcher reports its readings (see `worker/process-watcher.ts`). */
+	| { readonly type: "watch"; readonly token: string };
 
 /**
  * Messages from a pool process to its parent. The task runs in that process and can send any of

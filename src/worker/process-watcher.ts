@@ -20,7 +20,8 @@ export interface WatchedCall {
 
 /**
  * The watcher thread's code (plain JavaScript: it runs with no loader). It kills the process's
- * group when the parent is gone. On the portable path it also reads the process's CPU time
+ * group when the parent is gone. On the portable path, once it has the token of the readings,
+ * it also reads the process's CPU time
  * (`process.cpuUsage()`, every thread of the process) and resident memory while a limited call
  * runs, however busy the main thread is, and writes each reading to the parent as a line
  * `<token> <call id> <cpu ms> <rss bytes> <peak rss bytes> <over>`; `over` is 1 once a reading
@@ -32,51 +33,57 @@ export interface WatchedCall {
  */
 const WATCHER_SOURCE = `
 const { workerData, parentPort } = require("node:worker_threads");
-const { parent, fd, token, growthBytesPerMs, cores } = workerData;
+const { parent, fd, growthBytesPerMs, cores } = workerData;
 setInterval(() => {
 	if (process.ppid !== parent) {
 		try { process.kill(-process.pid, "SIGKILL"); } catch {}
 		process.kill(process.pid, "SIGKILL");
 	}
 }, 200);
-if (fd >= 0) {
-	const out = new (require("node:net").Socket)({ fd, readable: false, writable: true });
-	// Without its channel the parent could not enforce the limits: the watcher fails, and the process ends.
-	const lost = (error) => {
-		throw error instanceof Error ? error : new Error("the channel of its readings closed");
-	};
-	out.on("error", lost);
-	out.on("close", lost);
-	const rss = process.memoryUsage.rss;
-	const cpuUsage = process.cpuUsage;
-	let call;
-	let timer;
-	let peak = 0;
-	const read = () => {
-		timer = undefined;
-		if (call === undefined) return;
-		const usage = cpuUsage();
-		const cpu = (usage.user + usage.system) / 1000 - call.baseMs;
-		const resident = rss();
-		peak = Math.max(peak, resident);
-		const overCpu = call.cpuMs !== undefined && cpu >= call.cpuMs;
-		const overRss = call.rssBytes !== undefined && resident > call.rssBytes;
-		out.write(token + " " + call.id + " " + cpu.toFixed(3) + " " + resident + " " + peak + " " + (overCpu || overRss ? 1 : 0) + "\\n");
-		let wait = call.wallMs === undefined ? 1000 : Math.min(1000, call.wallMs / 20);
-		if (call.cpuMs !== undefined) wait = Math.min(wait, (call.cpuMs - cpu) / cores);
-		if (call.rssBytes !== undefined) wait = Math.min(wait, (call.rssBytes - resident) / growthBytesPerMs);
-		timer = setTimeout(read, Math.max(call.sampleMs, wait));
-	};
-	out.write(token + " 0 0 " + rss() + " " + rss() + " 0\\n");
-	parentPort.postMessage("watching");
-	parentPort.on("message", (message) => {
-		clearTimeout(timer);
-		timer = undefined;
-		call = message.type === "begin" ? message.call : undefined;
-		peak = 0;
-		if (call !== undefined) read();
-	});
-}
+const rss = process.memoryUsage.rss;
+const cpuUsage = process.cpuUsage;
+let out;
+let token;
+let call;
+let timer;
+let peak = 0;
+const read = () => {
+	timer = undefined;
+	if (call === undefined) return;
+	const usage = cpuUsage();
+	const cpu = (usage.user + usage.system) / 1000 - call.baseMs;
+	const resident = rss();
+	peak = Math.max(peak, resident);
+	const overCpu = call.cpuMs !== undefined && cpu >= call.cpuMs;
+	const overRss = call.rssBytes !== undefined && resident > call.rssBytes;
+	out.write(token + " " + call.id + " " + cpu.toFixed(3) + " " + resident + " " + peak + " " + (overCpu || overRss ? 1 : 0) + "\\n");
+	let wait = call.wallMs === undefined ? 1000 : Math.min(1000, call.wallMs / 20);
+	if (call.cpuMs !== undefined) wait = Math.min(wait, (call.cpuMs - cpu) / cores);
+	if (call.rssBytes !== undefined) wait = Math.min(wait, (call.rssBytes - resident) / growthBytesPerMs);
+	timer = setTimeout(read, Math.max(call.sampleMs, wait));
+};
+parentPort.on("message", (message) => {
+	if (message.type === "report") {
+		if (out !== undefined) return;
+		token = message.token;
+		out = new (require("node:net").Socket)({ fd, readable: false, writable: true });
+		// Without its channel the parent could not enforce the limits: the watcher fails, and the process ends.
+		const lost = (error) => {
+			throw error instanceof Error ? error : new Error("the channel of its readings closed");
+		};
+		out.on("error", lost);
+		out.on("close", lost);
+		out.write(token + " 0 0 " + rss() + " " + rss() + " 0\\n");
+		parentPort.postMessage("watching");
+		return;
+	}
+	if (out === undefined) return;
+	clearTimeout(timer);
+	timer = undefined;
+	call = message.type === "begin" ? message.call : undefined;
+	peak = 0;
+	if (call !== undefined) read();
+});
 `;
 
 /**
@@ -88,19 +95,17 @@ if (fd >= 0) {
  */
 export class ProcessWatcher {
 	readonly #worker: Worker;
-	readonly #reporting: boolean;
+	#reporting = false;
 
 	/**
 	 * @param parentPid the parent's pid: the process's group is killed once its parent is another.
-	 * @param report the token of the readings, when the watcher reports them; `undefined` when the parent reads `/proc`.
 	 * @param growthBytesPerMs how fast memory is taken to grow at most, across the process's threads.
 	 * @param cores how many of the process's threads can run at once.
 	 */
-	constructor(parentPid: number, report: string | undefined, growthBytesPerMs: number, cores: number) {
-		this.#reporting = report !== undefined;
+	constructor(parentPid: number, growthBytesPerMs: number, cores: number) {
 		this.#worker = new Worker(WATCHER_SOURCE, {
 			eval: true,
-			workerData: { parent: parentPid, fd: report === undefined ? -1 : REPORT_FD, token: report ?? "", growthBytesPerMs, cores },
+			workerData: { parent: parentPid, fd: REPORT_FD, growthBytesPerMs, cores },
 			execArgv: [],
 			stdout: false,
 			stderr: false,
@@ -109,15 +114,16 @@ export class ProcessWatcher {
 	}
 
 	/**
-	 * Resolves once the watcher reads what calls use, so that a call's first milliseconds are read
-	 * too (its thread starts in about 40 ms, far longer on a busy machine): at once when the parent
-	 * reads `/proc`.
+	 * Has the watcher read what limited calls use and report it on `REPORT_FD`, each line with
+	 * `token`, which the parent sends on the IPC channel (never in the environment, which other
+	 * processes can read). Its first line tells the parent that it reads: the parent sends calls
+	 * from then on, so that a call's first milliseconds are read too. Taken once.
 	 */
-	watching(): Promise<void> {
+	report(token: string): void {
 		if (!this.#reporting) {
-			return Promise.resolve();
+			this.#reporting = true;
+			this.#worker.postMessage({ type: "report", token });
 		}
-		return new Promise((resolve) => this.#worker.once("message", () => resolve()));
 	}
 
 	/** Starts reading a call with CPU or memory limits (nothing when the parent reads `/proc`). */

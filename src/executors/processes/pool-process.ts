@@ -84,7 +84,8 @@ export class PoolProcess {
 			execArgv.push(`--max-old-space-size=${heapCapMb}`);
 		}
 		// Without /proc, the process's watcher reports what its calls use on a pipe of its own
-		// (`REPORT_FD`), each line with a token drawn here, which the task never sees.
+		// (`REPORT_FD`), each line with a token drawn here and sent once the process is ready
+		// (on the IPC channel: the environment can be read by other processes), which the task never sees.
 		const token = procAvailable() ? undefined : randomUUID();
 		this.child = fork(PROCESS_ENTRY, [], {
 			execArgv,
@@ -99,7 +100,8 @@ export class PoolProcess {
 				NODE_OPTIONS: stripHeapFlag(process.env["NODE_OPTIONS"]),
 				BYOP_PARENT_PID: String(process.pid),
 				BYOP_LOADERS: flags.loaders.join("\n"),
-				...(token === undefined ? {} : { BYOP_REPORT_TOKEN: token }),
+				// The process (and the threads it starts) takes the path this one took.
+				...(token === undefined ? {} : { BYOP_PORTABLE: "1" }),
 			},
 		});
 		const reports = token === undefined ? undefined : (this.child.stdio[REPORT_FD] as Socket | null | undefined);
@@ -210,8 +212,18 @@ export class PoolProcess {
 				this.#reader = this.#report ?? new ProcReader(this.pid);
 				this.#reader.onSpawned = () => this.onSpawned?.();
 				this.#reader.onOver = () => this.onOver?.();
-				this.#baseRss = this.#reader.rssBytes();
-				started();
+				const report = this.#report;
+				if (report === undefined) {
+					this.#baseRss = this.#reader.rssBytes();
+					started();
+					return;
+				}
+				// Calls are sent once the watcher reads them: its first line says so.
+				report.onStart = () => {
+					this.#baseRss = report.rssBytes();
+					started();
+				};
+				this.send({ type: "watch", token: report.token }).catch(() => {});
 				return;
 			}
 			case "reply": {

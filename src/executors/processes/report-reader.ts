@@ -24,6 +24,8 @@ const MAX_LINE = 256;
 export class ReportReader implements UsageReader {
 	onSpawned: (() => void) | undefined;
 	onOver: (() => void) | undefined;
+	/** Called once the watcher's first line has come: it reads the process from then on. */
+	onStart: (() => void) | undefined;
 	readonly #token: string;
 	readonly #violation: (what: string) => void;
 	#pending = "";
@@ -43,11 +45,15 @@ export class ReportReader implements UsageReader {
 	 */
 	constructor(stream: Readable, token: string, violation: (what: string) => void) {
 		this.#token = token;
+		this.token = token;
 		this.#violation = violation;
 		stream.setEncoding("latin1");
 		stream.on("data", (chunk: string) => this.#receive(chunk));
 		stream.on("error", () => {});
 	}
+
+	/** What each of the watcher's lines begins with, which the parent sends the process once it is ready. */
+	readonly token: string;
 
 	/** The process's resident memory when its watcher started, in bytes (-1 before it said). */
 	get startRss(): number {
@@ -85,6 +91,7 @@ export class ReportReader implements UsageReader {
 			if (this.#startRss < 0) {
 				this.#startRss = rss;
 				this.#rss = Math.max(this.#rss, rss);
+				this.onStart?.();
 			}
 			return true;
 		}
