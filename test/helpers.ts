@@ -19,9 +19,9 @@ export function procOnly(what: string): string | false {
 	return PORTABLE ? `without /proc (the portable path), ${what}` : false;
 }
 
-/** The reason a test that needs a thread's CPU time read from outside is skipped here, or `false`. */
-export function threadCpuOnly(): string | false {
-	return THREAD_CPU ? false : "a worker thread's CPU time cannot be read from outside it here (no /proc, Node < 24.6): CPU-limited thread calls run in processes";
+/** The reason a test that needs a thread's CPU time read from outside is skipped here (`what` follows from that), or `false`. */
+export function threadCpuOnly(what = "CPU-limited thread calls run in processes"): string | false {
+	return THREAD_CPU ? false : `a worker thread's CPU time cannot be read from outside it here (no /proc, Node < 24.6): ${what}`;
 }
 
 /** A reference to an export of test/fixtures/jobs.ts. */

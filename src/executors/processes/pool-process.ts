@@ -209,7 +209,13 @@ export class PoolProcess {
 				}
 				this.#started = true;
 				// The process this one forked, whatever the message says.
-				this.#reader = this.#report ?? new ProcReader(this.pid);
+				const reader = this.#report ?? (procAvailable() ? new ProcReader(this.pid) : undefined);
+				if (reader === undefined) {
+					// Never a process whose limits nothing reads.
+					this.#violation("has no channel for its readings");
+					return;
+				}
+				this.#reader = reader;
 				this.#reader.onSpawned = () => this.onSpawned?.();
 				this.#reader.onOver = () => this.onOver?.();
 				const report = this.#report;
