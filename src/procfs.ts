@@ -6,14 +6,43 @@ const { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync }
 
 /**
  * Readers of Linux's `/proc`: a thread's CPU time (`schedstat`), a process's resident memory
- * (`statm`) and its children. Every reader returns -1 (or nothing) where `/proc` cannot be read.
+ * (`statm`) and its children. Every reader returns -1 (or nothing) where `/proc` cannot be read,
+ * or is not to be (`procAvailable()`).
  */
 
 const PAGE_SIZE = 4096;
 const scratch = Buffer.alloc(256);
 
-/** Opens a file for reading, or returns -1. */
+let available: boolean | undefined;
+
+/**
+ * Whether byop reads Linux's `/proc`: `/proc/self/stat` can be read and `BYOP_PORTABLE` is not
+ * `1`. Decided once per thread or process, at the first question. Where it is `false` (macOS,
+ * Windows, or the switch), every reader here reads nothing, and the limits take the portable
+ * path (see `docs/limits.md`). A process or thread that byop starts inherits the switch through
+ * its environment.
+ */
+export function procAvailable(): boolean {
+	if (available === undefined) {
+		available = process.env["BYOP_PORTABLE"] !== "1" && readable("/proc/self/stat");
+	}
+	return available;
+}
+
+function readable(file: string): boolean {
+	try {
+		closeSync(openSync(file, "r"));
+		return true;
+	} catch {
+		return false;
+	}
+}
+
+/** Opens a file for reading, or returns -1 (always, where `/proc` is not read). */
 export function tryOpen(file: string): number {
+	if (!procAvailable()) {
+		return -1;
+	}
 	try {
 		return openSync(file, "r");
 	} catch {
@@ -41,6 +70,9 @@ export function readSchedstat(fd: number): number {
 
 /** The OS thread id of the calling thread, or 0 where `/proc/thread-self` does not exist. */
 export function currentTid(): number {
+	if (!procAvailable()) {
+		return 0;
+	}
 	try {
 		return Number(readlinkSync("/proc/thread-self").split("/").pop()) || 0;
 	} catch {
@@ -73,6 +105,9 @@ export function closeQuietly(fd: number): void {
 export function readStatCpu(fd: number, pid?: number): { own: number; children: number; threads: number } {
 	let text: string;
 	try {
+		if (fd < 0 && !procAvailable()) {
+			return { own: -1, children: 0, threads: 0 };
+		}
 		if (fd >= 0) {
 			const length = readSync(fd, statScratch, 0, statScratch.length, 0);
 			text = statScratch.toString("latin1", 0, length);
@@ -133,6 +168,9 @@ export function killAll(pids: readonly number[]): void {
 }
 
 function childrenOfProcess(pid: number): number[] {
+	if (!procAvailable()) {
+		return [];
+	}
 	let tasks: string[];
 	try {
 		tasks = readdirSync(`/proc/${pid}/task`);
@@ -143,6 +181,9 @@ function childrenOfProcess(pid: number): number[] {
 }
 
 function readQuietly(file: string): string {
+	if (!procAvailable()) {
+		return "";
+	}
 	try {
 		return readFileSync(file, "latin1");
 	} catch {

@@ -2,6 +2,27 @@ import { readFileSync } from "node:fs";
 import { Scheduler, type Future, Task } from "../src/index.ts";
 import type { FunctionRef } from "../src/ref.ts";
 import { viewOf } from "../src/test-hooks.ts";
+import { threadCpuReadable } from "../src/limits/placement.ts";
+import { procAvailable } from "../src/procfs.ts";
+
+/** Whether byop takes the portable path here: no `/proc` to read, or `BYOP_PORTABLE=1` (see docs/limits.md). */
+export const PORTABLE = !procAvailable();
+
+/**
+ * Whether a worker thread's CPU time can be read from outside it (`/proc`, or `worker.cpuUsage()` on
+ * Node >= 24.6): CPU-limited calls stay on threads, and a thread call stopped from outside reports its CPU time.
+ */
+export const THREAD_CPU = threadCpuReadable();
+
+/** The reason a test of what only `/proc` shows is skipped on the portable path (`what`: what it needs), or `false`. */
+export function procOnly(what: string): string | false {
+	return PORTABLE ? `without /proc (the portable path), ${what}` : false;
+}
+
+/** The reason a test that needs a thread's CPU time read from outside is skipped here (`what` follows from that), or `false`. */
+export function threadCpuOnly(what = "CPU-limited thread calls run in processes"): string | false {
+	return THREAD_CPU ? false : `a worker thread's CPU time cannot be read from outside it here (no /proc, Node < 24.6): ${what}`;
+}
 
 /** A reference to an export of test/fixtures/jobs.ts. */
 export function job(name: string): FunctionRef {

@@ -1,12 +1,13 @@
 // The entry of each forked process of a byop process pool: one call at a time, sent over IPC.
 // Limits are enforced by the parent, which kills this process's whole group.
-import { Worker } from "node:worker_threads";
 import type { ChildMessage, ParentMessage, ProcessCallPayload } from "../src/protocol/messages.ts";
 import { deserializeError, serializeError } from "../src/serialize.ts";
 import { ProcessClock } from "../src/worker/clocks.ts";
 import { TaskComm } from "../src/worker/comm.ts";
 import { RunningCalls } from "../src/worker/context.ts";
 import { type CallSite, runCall } from "../src/worker/run-call.ts";
+import { MEMORY_GROWTH_BYTES_PER_MS, CORES } from "../src/limits/watchdog.ts";
+import { ProcessWatcher } from "../src/worker/process-watcher.ts";
 import { watchSpawns } from "../src/worker/spawn-watch.ts";
 import { loadersRegistered } from "../src/worker/tsx-hooks.ts";
 
@@ -32,18 +33,10 @@ if (process.ppid !== parentPid || !process.connected) {
 }
 
 // The main thread may be stuck in a task's synchronous loop; a thread of its own notices when
-// the parent is gone and kills this process group, so no orphan goes on running a task.
-const watcher = new Worker(
-	`const { workerData } = require("node:worker_threads");
-	setInterval(() => {
-		if (process.ppid !== workerData) {
-			try { process.kill(-process.pid, "SIGKILL"); } catch {}
-			process.kill(process.pid, "SIGKILL");
-		}
-	}, 200);`,
-	{ eval: true, workerData: parentPid, execArgv: [], stdout: false, stderr: false },
-);
-watcher.unref();
+// the parent is gone and kills this process group, so no orphan goes on running a task. Where the
+// parent cannot read this process from /proc, it sends a token, and that thread also reads what
+// each limited call uses and reports it to the parent with the token, which no task sees.
+const watcher = new ProcessWatcher(parentPid, MEMORY_GROWTH_BYTES_PER_MS * CORES, CORES);
 
 const calls = new RunningCalls();
 
@@ -70,6 +63,9 @@ let announced = false;
 /** This process's resident memory once the current call had loaded its job's module, when it loaded one. */
 let loadedRss: number | undefined;
 
+/** The running call's id and the limits its watcher reads it against (on the portable path). */
+let watched: { readonly id: number; readonly watch: ProcessCallPayload["watch"] } | undefined;
+
 const site: CallSite = {
 	loaders,
 	clock: new ProcessClock(),
@@ -89,7 +85,12 @@ const site: CallSite = {
 			},
 			(error: unknown) => ({ ok: false as const, error }),
 		),
-	begin: () => true,
+	begin: (startCpu) => {
+		if (watched?.watch !== undefined && startCpu >= 0) {
+			watcher.begin({ id: watched.id, baseMs: startCpu / 1e6, ...watched.watch });
+		}
+		return true;
+	},
 };
 
 // Output goes to the parent through pipes. Blocking writes complete before a call replies, so
@@ -153,6 +154,10 @@ process.on("unhandledRejection", fatal);
 process.on("disconnect", () => exit(0));
 
 process.on("message", (message: ParentMessage) => {
+	if (message.type === "watch") {
+		watcher.report(message.token);
+		return;
+	}
 	if (message.type === "abort") {
 		calls.abort(message.abort, deserializeError(message.reason));
 		return;
@@ -171,7 +176,7 @@ async function runProcessCall(payload: ProcessCallPayload): Promise<void> {
 	spawnedInCall = false;
 	// The call's token stays here, out of the task's reach: only this reply and the call's comm
 	// messages carry it back.
-	const { token, comm: hasComm, ...call } = payload;
+	const { token, comm: hasComm, watch, ...call } = payload;
 	const comm = hasComm === true ? new TaskComm((message) => send({ type: "comm", id: call.id, token, comm: message })) : undefined;
 	channel = comm === undefined ? undefined : { id: call.id, comm };
 	// Each call starts where the process started, wherever the last one went.
@@ -182,6 +187,7 @@ async function runProcessCall(payload: ProcessCallPayload): Promise<void> {
 	} catch {
 		// The directory is gone: the call runs where it is.
 	}
+	watched = { id: call.id, watch };
 	const ran = await runCall(call, site, calls, comm).catch((error: unknown) => ({
 		result: { ok: false as const, error },
 		wallMs: 0,
@@ -190,6 +196,8 @@ async function runProcessCall(payload: ProcessCallPayload): Promise<void> {
 		externalGrowth: 0,
 		leftWork: false,
 	}));
+	watcher.end();
+	watched = undefined;
 	comm?.close();
 	channel = undefined;
 	if (dying || ran === undefined) {
@@ -215,9 +223,9 @@ function cloneFailure(error: unknown): Error {
 }
 
 // The watcher starts on a thread of its own even while this thread is busy in a task (about
-// 40 ms here): calls are taken at once.
+// 40 ms here): calls are taken at once (without /proc, once the watcher reads them).
 send({ type: "ready" });
-watcher.once("error", (error) => {
+watcher.onError((error) => {
 	process.stderr.write(`byop: the parent watcher of process ${process.pid} failed: ${error.message}\n`);
 	process.exit(71);
 });

@@ -28,6 +28,8 @@ export interface CallAdapter extends Probe {
 	release(killed: boolean): void;
 	/** Takes what it calls when the call starts something whose use must be read closely from then on. */
 	watchClosely?(soon: () => void): void;
+	/** Takes what it calls when where the call runs reports a reading past one of its limits: the limits are checked at once. */
+	watchPushed?(checkNow: () => void): void;
 }
 
 /**
@@ -56,6 +58,7 @@ export async function runCall(execution: Execution, adapter: CallAdapter, watche
 	const monitor = limits === undefined ? undefined : new CallMonitor(limits, adapter, watchers, (reason, immediately) => stopper.stop(reason, immediately));
 	if (monitor !== undefined) {
 		adapter.watchClosely?.(() => monitor.closely());
+		adapter.watchPushed?.(() => monitor.checkNow());
 	}
 	// A call that has not started where it runs is ended without a grace period.
 	cancellation.listen((reason) => stopper.stop(reason, adapter.startedAt() === undefined));

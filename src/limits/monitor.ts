@@ -101,6 +101,13 @@ export class CallMonitor implements Watched {
 		}
 	}
 
+	/** Checks now, between the watchdog's checks: where the call runs reported a reading past one of its limits. */
+	checkNow(): void {
+		if (this.#watching && !this.#fired) {
+			this.check();
+		}
+	}
+
 	/** Starts watching. Wall time counts from the call's start where it runs. */
 	start(): void {
 		const { wallMs, cpuMs, memoryBytes } = this.#limits;

@@ -1,4 +1,5 @@
-import { existsSync } from "node:fs";
+import { Worker } from "node:worker_threads";
+import { procAvailable } from "../procfs.ts";
 import type { Escalation } from "./off-heap.ts";
 import type { Limits } from "./types.ts";
 
@@ -27,8 +28,20 @@ export function processHeapFlag(): string | undefined {
 	return flags.find((flag) => HEAP_FLAG.test(flag));
 }
 
-const threadCpuReadable =
-	existsSync("/proc/thread-self/schedstat") || typeof (process as { threadCpuUsage?: unknown }).threadCpuUsage === "function";
+/**
+ * Whether this Node has `worker.cpuUsage()` (Node >= 24.6): the CPU time of a worker thread, read
+ * from the main thread while the worker runs, even in a synchronous loop.
+ */
+export const WORKER_CPU_USAGE = typeof (Worker.prototype as { cpuUsage?: unknown }).cpuUsage === "function";
+
+/**
+ * Whether the CPU time of a worker thread can be read from outside it, as a CPU limit on a thread
+ * needs: from `/proc` (`procAvailable()`), else with `worker.cpuUsage()`. `process.threadCpuUsage()`
+ * does not serve: it reads only the calling thread, and a thread in a synchronous loop answers nothing.
+ */
+export function threadCpuReadable(): boolean {
+	return procAvailable() || WORKER_CPU_USAGE;
+}
 
 /**
  * Decides where each limited call must run for its limits to hold. Threads cannot enforce a
@@ -45,6 +58,7 @@ export class Placer {
 	/** Read once: the process's flags do not change while it runs. */
 	readonly #heapFlag = processHeapFlag();
 	#warnedHeapFlag = false;
+	#warnedThreadCpu = false;
 	/** Set once a thread found its heap cap lifted by a flag set while the program runs. */
 	#capsLifted = false;
 
@@ -69,7 +83,8 @@ export class Placer {
 			this.#warnHeapFlag(this.#heapFlag ?? "A heap-size flag");
 			return { placement: "process", limits: { ...limits, memoryKind: "rss" } };
 		}
-		if (limits.cpuMs !== undefined && !threadCpuReadable) {
+		if (limits.cpuMs !== undefined && !threadCpuReadable()) {
+			this.#warnThreadCpu();
 			return { placement: "process", limits };
 		}
 		return { placement: "primary", limits };
@@ -91,6 +106,16 @@ export class Placer {
 			this.#escalated.add(key);
 		}
 		return { ...limits, memoryKind: "rss" };
+	}
+
+	#warnThreadCpu(): void {
+		if (!this.#warnedThreadCpu) {
+			this.#warnedThreadCpu = true;
+			process.emitWarning(
+				"A worker thread's CPU time cannot be read from outside it here (no /proc, and this Node has no worker.cpuUsage(), which came in Node 24.6): CPU-limited tasks run in processes instead",
+				{ code: "BYOP_THREAD_CPU" },
+			);
+		}
 	}
 
 	#warnHeapFlag(flag: string): void {

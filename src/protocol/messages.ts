@@ -19,6 +19,11 @@ export interface ProcessCallPayload extends CallPayload {
 	readonly token: string;
 	/** The call has a comm channel (its task has a `CommPlugin`): its messages go as `comm` messages with its id and token. */
 	readonly comm?: boolean;
+	/**
+	 * On the portable path (no `/proc`), the limits the process's watcher reads the call against
+	 * and reports on (see `worker/process-watcher.ts`); the parent enforces them.
+	 */
+	readonly watch?: { readonly cpuMs?: number | undefined; readonly rssBytes?: number | undefined; readonly wallMs?: number | undefined; readonly sampleMs: number } | undefined;
 }
 
 /** A call sent to a worker thread: its place in the shared call slots (see `call-slots.ts`). */
@@ -91,7 +96,9 @@ export type ParentMessage =
 	| { readonly type: "call"; readonly payload: ProcessCallPayload }
 	| ({ readonly type: "abort" } & AbortMessage)
 	/** An acknowledgement or an answer on call `id`'s comm channel. */
-	| { readonly type: "comm"; readonly id: number; readonly comm: CommDown };
+	| { readonly type: "comm"; readonly id: number; readonly comm: CommDown }
+	/** Without `/proc`: the token with which the process's watcher reports its readings (see `worker/process-watcher.ts`). */
+	| { readonly type: "watch"; readonly token: string };
 
 /**
  * Messages from a pool process to its parent. The task runs in that process and can send any of

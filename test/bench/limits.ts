@@ -2,6 +2,7 @@
 import { CpuTimeLimitError, type Future, LimitExceededError, MemoryLimitError, type PynisherOptions, PynisherPlugin, Task, WallTimeLimitError, warmProcesses } from "./byop.ts";
 import type { Plan } from "./dispatch.ts";
 import { delay, job, open, processes, type Session, StartProbe, summarize, threads, withTimeout } from "./harness.ts";
+import { portableRows } from "./portable.ts";
 import type { Row } from "./report.ts";
 
 const SECTION = "3. Limit precision";
@@ -53,6 +54,8 @@ function expectError<T extends LimitExceededError>(error: unknown, kind: abstrac
 }
 
 interface TimeFigures {
+	/** Where each trial's call ran. */
+	readonly where: string[];
 	readonly reported: number[];
 	readonly outside: number[];
 	readonly atKill: number[];
@@ -60,7 +63,7 @@ interface TimeFigures {
 }
 
 async function timeTrials(session: Session, kind: "wall" | "cpu", trials: number): Promise<TimeFigures> {
-	const figures: TimeFigures = { reported: [], outside: [], atKill: [], startDelay: [] };
+	const figures: TimeFigures = { where: [], reported: [], outside: [], atKill: [], startDelay: [] };
 	await rewarm(session);
 	for (let i = 0; i < trials; i++) {
 		const options: PynisherOptions = kind === "wall" ? { wallTimeLimit: [WALL_MS / 1000, "s"] } : { cpuTimeLimit: [CPU_MS / 1000, "s"] };
@@ -70,6 +73,7 @@ async function timeTrials(session: Session, kind: "wall" | "cpu", trials: number
 		figures.outside.push(result.outsideMs - error.limit);
 		figures.startDelay.push(result.startDelayMs);
 		const usage = result.future.usage;
+		figures.where.push(usage?.where ?? "");
 		if (kind === "cpu" && usage !== undefined && usage.cpuMs >= 0) {
 			figures.atKill.push(usage.cpuMs - error.limit);
 		}
@@ -78,7 +82,7 @@ async function timeTrials(session: Session, kind: "wall" | "cpu", trials: number
 	return figures;
 }
 
-function timeRows(label: string, figures: TimeFigures, kind: "wall" | "cpu", target: number, chartLabel: string): Row[] {
+function timeRows(label: string, figures: TimeFigures, kind: "wall" | "cpu", target: number, chartLabel: string, why = kind === "wall" ? WALL_WHY : CPU_WHY): Row[] {
 	const python = kind === "wall" ? "pynisher 1.0.10: 5,005 ms late; Node pools: abort signal only" : "pynisher 1.0.10: 12–13 ms late; Node pools: no CPU limit";
 	const delayNote = `call started ${summarize(figures.startDelay).median.toFixed(1)} ms after submit()`;
 	const rows: Row[] = [
@@ -92,7 +96,7 @@ function timeRows(label: string, figures: TimeFigures, kind: "wall" | "cpu", tar
 			reference: python,
 			target: { stat: "p95", op: "<=", value: target },
 			chart: { group: "overshoot", label: `${chartLabel} (reported)` },
-			whyMissed: kind === "wall" ? WALL_WHY : CPU_WHY,
+			whyMissed: why,
 		},
 		kind === "wall"
 			? {
@@ -105,7 +109,7 @@ function timeRows(label: string, figures: TimeFigures, kind: "wall" | "cpu", tar
 					reference: delayNote,
 					target: { stat: "p95", op: "<=", value: target },
 					chart: { group: "overshoot", label: `${chartLabel} (outside)` },
-					whyMissed: WALL_WHY,
+					whyMissed: why,
 				}
 			: {
 					section: SECTION,
@@ -127,7 +131,7 @@ function timeRows(label: string, figures: TimeFigures, kind: "wall" | "cpu", tar
 			digits: 1,
 			reference: "read from the thread's schedstat after piscina terminated it",
 			target: { stat: "p95", op: "<=", value: target },
-			whyMissed: CPU_WHY,
+			whyMissed: why,
 		});
 	}
 	return rows;
@@ -139,6 +143,35 @@ const CPU_WHY =
 	"CPU time is sampled by the watchdog every `sampleInterval` (10 ms), so a call can pass its limit by up to one interval plus however late the tick runs on a busy main thread.";
 const WALL_TARGET = 25;
 const CPU_TARGET = 15;
+
+/**
+ * The rows of the portable path (no `/proc`, taken with `BYOP_PORTABLE=1`; see `portable.ts`):
+ * wall, CPU and RSS overshoot in processes, and a CPU-limited call on the threads executor, which
+ * runs on its thread where Node has `worker.cpuUsage()` and in a process elsewhere.
+ */
+export async function portableLimits(plan: Plan & { readonly trials: number }): Promise<Row[]> {
+	const onThreads = await open(threads());
+	const onProcesses = await open(processes());
+	try {
+		plan.log("  portable: wall and CPU time, processes; CPU time, threads executor");
+		const wall = await timeTrials(onProcesses, "wall", plan.trials);
+		const cpu = await timeTrials(onProcesses, "cpu", plan.trials);
+		const cpuThreads = await timeTrials(onThreads, "cpu", plan.trials);
+		const where = cpuThreads.where.length > 0 && cpuThreads.where.every((w) => w === "thread") ? "on its thread (worker.cpuUsage())" : "moved to a process (no worker.cpuUsage() before Node 24.6)";
+		return [
+			...timeRows(`portable, wall ${WALL_MS} ms, busy loop, process`, wall, "wall", WALL_TARGET, "wall, process, portable", PORTABLE_WHY),
+			...timeRows(`portable, CPU ${CPU_MS} ms, busy loop, process`, cpu, "cpu", CPU_TARGET, "CPU, process, portable", PORTABLE_WHY),
+			...timeRows(`portable, CPU ${CPU_MS} ms, busy loop, threads executor: ${where}`, cpuThreads, "cpu", CPU_TARGET, "CPU, threads executor, portable", PORTABLE_WHY),
+			await rssRow(onProcesses, plan, "portable, ", PORTABLE_WHY),
+		];
+	} finally {
+		await onThreads.close();
+		await onProcesses.close();
+	}
+}
+
+const PORTABLE_WHY =
+	"Without /proc, a pool process's watcher thread reads the process's CPU time and RSS every `sampleInterval` near a limit and writes each reading on a pipe to the parent, whose check runs at once on a reading past a limit; the overshoot adds the watcher's sampling gap to the pipe's latency and the parent's event loop, and CPU time is that of the whole process (V8's helper threads, the watcher) rather than the call's thread.";
 
 export async function limitsSection(plan: Plan & { readonly trials: number }): Promise<Row[]> {
 	const rows: Row[] = [];
@@ -196,34 +229,42 @@ export async function limitsSection(plan: Plan & { readonly trials: number }): P
 			},
 		);
 
-		plan.log("  RSS limit, processes");
-		const rssTask = new Task(job("allocationRate"), onProcesses.scheduler);
-		const rates: number[] = [];
-		for (let i = 0; i < 3; i++) {
-			rates.push((await withTimeout(rssTask.submit(RSS_BYTES / MiB)!, 60_000, "allocationRate")) as number);
-		}
-		const overshoot: number[] = [];
-		for (let i = 0; i < plan.trials; i++) {
-			const result = await trial(onProcesses, "allocate", { memoryLimit: RSS_BYTES, memoryKind: "rss" }, []);
-			const memory = expectError(result.error, MemoryLimitError);
-			overshoot.push((memory.observed / memory.limit - 1) * 100);
-		}
-		rows.push({
-			section: SECTION,
-			measure: `RSS ${RSS_BYTES / MiB} MB (memoryKind "rss"), process, filling memory as fast as it can: RSS at the kill, past the limit`,
-			value: summarize(overshoot),
-			shape: "p95",
-			unit: "%",
-			digits: 1,
-			reference: `allocation rate ${(summarize(rates).median / 1024).toFixed(2)} GB/s (this machine's most); Node pools: no RSS limit`,
-			target: { stat: "p95", op: "<=", value: 10 },
-			chart: { group: "overshoot", label: "RSS, process (%)" },
-			whyMissed:
-				"RSS is sampled every `sampleInterval` (10 ms) by the watchdog: at N GB/s a process grows N × 10 MB between two samples, so the overshoot is the allocation rate times the sampling interval (and `ProcReader.rssBytes()` also lists the process's children on every tick).",
-		});
+		rows.push(await rssRow(onProcesses, plan, "", RSS_WHY));
 	} finally {
 		await onThreads.close();
 		await onProcesses.close();
 	}
+	rows.push(...(await portableRows("limits", plan)));
 	return rows;
 }
+
+/** The RSS trials in processes: RSS at the kill past the limit, for a call filling memory as fast as it can. */
+async function rssRow(onProcesses: Session, plan: Plan & { readonly trials: number }, prefix: string, why: string): Promise<Row> {
+	plan.log(`  ${prefix}RSS limit, processes`);
+	const rssTask = new Task(job("allocationRate"), onProcesses.scheduler);
+	const rates: number[] = [];
+	for (let i = 0; i < 3; i++) {
+		rates.push((await withTimeout(rssTask.submit(RSS_BYTES / MiB)!, 60_000, "allocationRate")) as number);
+	}
+	const overshoot: number[] = [];
+	for (let i = 0; i < plan.trials; i++) {
+		const result = await trial(onProcesses, "allocate", { memoryLimit: RSS_BYTES, memoryKind: "rss" }, []);
+		const memory = expectError(result.error, MemoryLimitError);
+		overshoot.push((memory.observed / memory.limit - 1) * 100);
+	}
+	return {
+		section: SECTION,
+		measure: `${prefix}RSS ${RSS_BYTES / MiB} MB (memoryKind "rss"), process, filling memory as fast as it can: RSS at the kill, past the limit`,
+		value: summarize(overshoot),
+		shape: "p95",
+		unit: "%",
+		digits: 1,
+		reference: `allocation rate ${(summarize(rates).median / 1024).toFixed(2)} GB/s (this machine's most); Node pools: no RSS limit`,
+		target: { stat: "p95", op: "<=", value: 10 },
+		chart: { group: "overshoot", label: `RSS, process${prefix === "" ? "" : ", portable"} (%)` },
+		whyMissed: why,
+	};
+}
+
+const RSS_WHY =
+	"RSS is sampled every `sampleInterval` (10 ms) by the watchdog: at N GB/s a process grows N × 10 MB between two samples, so the overshoot is the allocation rate times the sampling interval (and `ProcReader.rssBytes()` also lists the process's children on every tick).";

@@ -1,6 +1,8 @@
 import { MemoryLimitError } from "../../limits/errors.ts";
 import type { StopReason } from "../../limits/stopper.ts";
 import type { Limits } from "../../limits/types.ts";
+import { procAvailable } from "../../procfs.ts";
+import type { ProcessCallPayload } from "../../protocol/messages.ts";
 import { deserializeError, serializeError } from "../../serialize.ts";
 import type { CallAdapter, Ending } from "../call.ts";
 import { MainComm } from "../comm.ts";
@@ -9,8 +11,10 @@ import type { PoolProcess } from "./pool-process.ts";
 
 /**
  * One call in a pool process. Its CPU time is that of the process's main thread, its memory the
- * resident memory of the process and its children, both read from `/proc` by the parent.
- * Stopping it kills the process's whole group.
+ * resident memory of the process and its children, both read from `/proc` by the parent. On the
+ * portable path (no `/proc`), its CPU time is the whole process's and its memory the process's
+ * own, as the process's watcher thread reports them (see `ReportReader`). Stopping it kills the
+ * process's whole group.
  */
 export class ProcessCall implements CallAdapter {
 	readonly where = "process" as const;
@@ -33,6 +37,10 @@ export class ProcessCall implements CallAdapter {
 		this.#proc.onSpawned = () => soon();
 	}
 
+	watchPushed(checkNow: () => void): void {
+		this.#proc.onOver = () => checkNow();
+	}
+
 	ready(): Promise<void> {
 		return this.#proc.ready;
 	}
@@ -52,7 +60,8 @@ export class ProcessCall implements CallAdapter {
 
 	async run(): Promise<Ending> {
 		const { id, ref, args, limits } = this.#call;
-		this.#proc.reader?.beginCall();
+		const watch = watchOf(limits);
+		this.#proc.reader?.beginCall(id, watch !== undefined);
 		this.#sentAt = performance.now();
 		if (this.#call.comm !== undefined) {
 			// The IPC channel keeps order: what the task sent arrives before its reply.
@@ -60,14 +69,17 @@ export class ProcessCall implements CallAdapter {
 			this.#comm = main;
 			this.#proc.onComm = (message) => main.receive(message);
 		}
-		const ended = await this.#proc.run(this.#comm === undefined ? { id, ref, args } : { id, ref, args, comm: true });
+		const payload: Omit<ProcessCallPayload, "token"> = { id, ref, args, ...(this.#comm === undefined ? {} : { comm: true }), ...(watch === undefined ? {} : { watch }) };
+		const ended = await this.#proc.run(payload);
 		if (ended.kind === "reply") {
 			const { reply } = ended;
 			this.#leftWork = reply.leftWork === true;
+			this.#proc.reader?.ended(reply.stats);
 			// The call's CPU time is read here, as the checks while it ran read it (see ProcReader);
 			// the process's own figure (all its threads) serves where /proc cannot be read.
 			const cpuMs = this.cpuMs();
-			const usage = { ...reply.stats, cpuMs: cpuMs >= 0 ? cpuMs : reply.stats.cpuMs, where: "process" as const };
+			const peakMemoryBytes = Math.max(reply.stats.peakMemoryBytes, this.#proc.reader?.peakRssBytes() ?? 0);
+			const usage = { ...reply.stats, cpuMs: cpuMs >= 0 ? cpuMs : reply.stats.cpuMs, peakMemoryBytes, where: "process" as const };
 			return reply.ok ? { kind: "result", value: reply.value, usage } : { kind: "exception", error: deserializeError(reply.error), usage };
 		}
 		const usage = { wallMs: performance.now() - this.#sentAt, cpuMs: -1, peakMemoryBytes: 0, where: "process" as const };
@@ -88,6 +100,7 @@ export class ProcessCall implements CallAdapter {
 
 	release(killed: boolean): void {
 		this.#proc.onSpawned = undefined;
+		this.#proc.onOver = undefined;
 		this.#proc.onComm = undefined;
 		this.#comm?.close();
 		this.#proc.released();
@@ -99,4 +112,17 @@ export class ProcessCall implements CallAdapter {
 		this.#proc.killDescendants();
 		this.#release(this.#proc, this.#call.limits, killed || this.#leftWork);
 	}
+}
+
+/**
+ * What the process's watcher reads a call against, on the portable path: its CPU and memory
+ * limits (a process's memory limit is on its resident memory), and its wall limit, for the CPU
+ * time a call stopped by it has used. `undefined` where the parent reads `/proc`, or the call has
+ * no limits.
+ */
+function watchOf(limits: Limits | undefined): ProcessCallPayload["watch"] {
+	if (procAvailable() || limits === undefined) {
+		return undefined;
+	}
+	return { cpuMs: limits.cpuMs, rssBytes: limits.memoryBytes, wallMs: limits.wallMs, sampleMs: limits.sampleMs };
 }

@@ -22,7 +22,8 @@ function processHeapCap(limits: Limits | undefined): number {
  * processes are alive at once, whatever their heap caps: an idle process of another cap gives
  * way, and has exited, before a new one starts. Each process leads its own process group;
  * stopping a call kills the group. Limits are watched from this process: wall time by a timer,
- * CPU time and resident memory from `/proc`.
+ * CPU time and resident memory from `/proc` (without it, from what each process's watcher thread
+ * reports: see `ReportReader`).
  */
 export class ProcessExecutor implements Executor {
 	readonly where = "process" as const;

@@ -5,10 +5,13 @@ import type { Writable } from "node:stream";
 import { fileURLToPath } from "node:url";
 import { WorkerCrashedError, WorkerProtocolError } from "../../errors.ts";
 import { HEAP_FLAG } from "../../limits/placement.ts";
-import { descendants, killAll } from "../../procfs.ts";
+import { descendants, killAll, procAvailable } from "../../procfs.ts";
+import { REPORT_FD } from "../../worker/process-watcher.ts";
 import { ProcReader } from "./proc-reader.ts";
+import { ReportReader } from "./report-reader.ts";
+import type { UsageReader } from "./usage-reader.ts";
 import type { CommUp } from "../../protocol/comm.ts";
-import { type CallPayload, type CallReply, type ChildMessage, childMessageProblem, type ParentMessage } from "../../protocol/messages.ts";
+import { type CallReply, type ChildMessage, childMessageProblem, type ParentMessage, type ProcessCallPayload } from "../../protocol/messages.ts";
 import { deserializeError, serializeError } from "../../serialize.ts";
 import { TYPESCRIPT_MODULE } from "../../worker/tsx-hooks.ts";
 import { splitLoaders } from "../loader-flags.ts";
@@ -39,7 +42,9 @@ export class PoolProcess {
 	readonly child: ChildProcess;
 	readonly heapCapMb: number;
 	readonly ready: Promise<void>;
-	#reader: ProcReader | undefined;
+	#reader: UsageReader | undefined;
+	/** On the portable path, the readings the process's watcher reports (see `ReportReader`). */
+	readonly #report: ReportReader | undefined;
 	#baseRss = 0;
 	#alive = true;
 	#started = false;
@@ -51,6 +56,8 @@ export class PoolProcess {
 	onRetire: (() => void) | undefined;
 	/** Called when the running call started a worker thread or a process, as it said or as its readings showed. */
 	onSpawned: (() => void) | undefined;
+	/** Called when a reading the process reported passed one of the running call's limits (the portable path). */
+	onOver: (() => void) | undefined;
 	/** Takes the running call's comm messages, while it has a channel (its task has a `CommPlugin`). */
 	onComm: ((message: CommUp) => void) | undefined;
 	#waiting: ((ended: Ended) => void) | undefined;
@@ -76,6 +83,10 @@ export class PoolProcess {
 		if (heapCapMb > 0) {
 			execArgv.push(`--max-old-space-size=${heapCapMb}`);
 		}
+		// Without /proc, the process's watcher reports what its calls use on a pipe of its own
+		// (`REPORT_FD`), each line with a token drawn here and sent once the process is ready
+		// (on the IPC channel: the environment can be read by other processes), which the task never sees.
+		const token = procAvailable() ? undefined : randomUUID();
 		this.child = fork(PROCESS_ENTRY, [], {
 			execArgv,
 			serialization: "advanced",
@@ -83,9 +94,21 @@ export class PoolProcess {
 			// Output goes through pipes of its own, forwarded below: with "inherit" the child would
 			// share this process's stdout, and when that is a socket (a node parent's "pipe"), a task's
 			// process.stdout.end() would shut it down for this process too (EPIPE on its next write).
-			stdio: ["ignore", "pipe", "pipe", "ipc"],
-			env: { ...process.env, NODE_OPTIONS: stripHeapFlag(process.env["NODE_OPTIONS"]), BYOP_PARENT_PID: String(process.pid), BYOP_LOADERS: flags.loaders.join("\n") },
+			stdio: token === undefined ? ["ignore", "pipe", "pipe", "ipc"] : ["ignore", "pipe", "pipe", "ipc", "pipe"],
+			env: {
+				...process.env,
+				NODE_OPTIONS: stripHeapFlag(process.env["NODE_OPTIONS"]),
+				BYOP_PARENT_PID: String(process.pid),
+				BYOP_LOADERS: flags.loaders.join("\n"),
+				// The process (and the threads it starts) takes the path this one took.
+				...(token === undefined ? {} : { BYOP_PORTABLE: "1" }),
+			},
 		});
+		const reports = token === undefined ? undefined : (this.child.stdio[REPORT_FD] as Socket | null | undefined);
+		if (token !== undefined && reports != null) {
+			reports.unref();
+			this.#report = new ReportReader(reports, token, (what) => this.#violation(what));
+		}
 		// With stdio "pipe", both streams exist.
 		forward(this.child.stdout as Socket, process.stdout);
 		forward(this.child.stderr as Socket, process.stderr);
@@ -152,7 +175,7 @@ export class PoolProcess {
 		return this.#retiring;
 	}
 
-	get reader(): ProcReader | undefined {
+	get reader(): UsageReader | undefined {
 		return this.#reader;
 	}
 
@@ -167,7 +190,9 @@ export class PoolProcess {
 			return false;
 		}
 		const rss = this.#reader.rssBytes();
-		return rss < 0 || rss - this.#baseRss < growthBytes;
+		// Where the watcher reports, its first reading may come after the process said it was ready.
+		const base = Math.max(this.#baseRss, this.#report?.startRss ?? -1);
+		return rss < 0 || rss - base < growthBytes;
 	}
 
 	/**
@@ -184,10 +209,27 @@ export class PoolProcess {
 				}
 				this.#started = true;
 				// The process this one forked, whatever the message says.
-				this.#reader = new ProcReader(this.pid);
+				const reader = this.#report ?? (procAvailable() ? new ProcReader(this.pid) : undefined);
+				if (reader === undefined) {
+					// Never a process whose limits nothing reads.
+					this.#violation("has no channel for its readings");
+					return;
+				}
+				this.#reader = reader;
 				this.#reader.onSpawned = () => this.onSpawned?.();
-				this.#baseRss = this.#reader.rssBytes();
-				started();
+				this.#reader.onOver = () => this.onOver?.();
+				const report = this.#report;
+				if (report === undefined) {
+					this.#baseRss = this.#reader.rssBytes();
+					started();
+					return;
+				}
+				// Calls are sent once the watcher reads them: its first line says so.
+				report.onStart = () => {
+					this.#baseRss = report.rssBytes();
+					started();
+				};
+				this.send({ type: "watch", token: report.token }).catch(() => {});
 				return;
 			}
 			case "reply": {
@@ -272,7 +314,7 @@ export class PoolProcess {
 	 * Sends a call and resolves with its reply, or with how the process ended. The call goes with
 	 * a token of its own, which its reply must carry back.
 	 */
-	run(payload: CallPayload & { readonly comm?: boolean }): Promise<Ended> {
+	run(payload: Omit<ProcessCallPayload, "token">): Promise<Ended> {
 		this.#served = true;
 		this.busy();
 		return new Promise<Ended>((resolve) => {

@@ -1,5 +1,6 @@
 import { readdirSync } from "node:fs";
 import { closeQuietly, descendants, processCpuNs, readPids, readSchedstat, readStatCpu, readStatm, statmOf, tryOpen } from "../../procfs.ts";
+import type { UsageReader } from "./usage-reader.ts";
 
 /** How long one reading of a process's tree serves (a check reads CPU time and memory in turn). */
 const TREE_REUSE_MS = 1;
@@ -15,7 +16,7 @@ const TREE_REUSE_MS = 1;
  * and a call that starts threads or processes without saying so is noticed all the same: its
  * process has more threads than its background, or its main thread has children.
  */
-export class ProcReader {
+export class ProcReader implements UsageReader {
 	readonly pid: number;
 	#stat: number;
 	#statm: number;
@@ -27,6 +28,8 @@ export class ProcReader {
 	#stale = false;
 	/** Called when a reading finds that the call started threads or processes it did not announce. */
 	onSpawned: (() => void) | undefined;
+	/** Not called: the parent's own checks read the process. */
+	onOver: (() => void) | undefined;
 	/** Each thread of the process, by thread id: its `schedstat` and `children` files, kept open. */
 	readonly #tasks = new Map<number, { readonly schedstat: number; readonly children: number }>();
 	/** Whether the call started threads or processes (then they, and the tree, are read too). */
@@ -178,6 +181,14 @@ export class ProcReader {
 			}
 		}
 		return total;
+	}
+
+	/** The call's own figures add nothing to what is read here. */
+	ended(): void {}
+
+	/** The highest reading is kept by the checks that read it. */
+	peakRssBytes(): number {
+		return 0;
 	}
 
 	/** Whether the current call started threads or processes. */

@@ -40,6 +40,9 @@ export interface ThreadPlace {
 	rewarm(pool: Pool, module: string): void;
 }
 
+/** How long a kill waits for a last reading of the thread's CPU time from `worker.cpuUsage()`, at most, in ms. */
+const KILL_READ_MS = 20;
+
 /** How far a time read from a slot may stray past the times it must lie between, in ms: float rounding, no more. */
 const ROUNDING_MS = 1;
 
@@ -86,7 +89,7 @@ export class ThreadCall implements CallAdapter {
 	constructor(call: Call, place: ThreadPlace) {
 		this.#call = call;
 		this.#place = place;
-		this.#cpu = new ThreadCpu(place.slots, place.slot, place.generation, (what) => this.#nonsense(what));
+		this.#cpu = new ThreadCpu(place.slots, place.slot, place.generation, (what) => this.#nonsense(what), (threadId) => place.pool.threads.find((thread) => thread.threadId === threadId));
 		this.offHeapBytes = place.watchOffHeap ? () => this.#size(place.slots.externalMemory(place.slot), "memory outside the heap") : undefined;
 	}
 
@@ -315,8 +318,22 @@ export class ThreadCall implements CallAdapter {
 		}
 	}
 
-	/** Terminates the thread, and the processes the call started from it (listed first: once the thread is gone they are no longer its children). */
+	/**
+	 * Terminates the thread, and the processes the call started from it (listed first: once the
+	 * thread is gone they are no longer its children). Where the thread's CPU time is read with
+	 * `worker.cpuUsage()`, which answers asynchronously (in well under a millisecond, even while
+	 * the thread spins), a last reading is taken first, so that the call reports what it used.
+	 */
 	#terminate(): void {
+		const reading = this.#cpu.refresh(KILL_READ_MS);
+		if (reading === undefined) {
+			this.#terminateNow();
+		} else {
+			void reading.then(() => this.#terminateNow());
+		}
+	}
+
+	#terminateNow(): void {
 		const tid = this.#tid();
 		const tree = tid > 0 ? threadDescendants(tid) : [];
 		this.#signal.abort();
