@@ -7,6 +7,7 @@
 import { writeFileSync } from "node:fs";
 import { CLI_MAP, cliMapSection } from "./cli-map.ts";
 import { commSection, FLOOD } from "./comm.ts";
+import { CONCURRENCY, DISTRIBUTED, distributedSection, type DistributedPlan, HOSTS } from "./distributed.ts";
 import { dispatchSection, scaleSection, serialSection } from "./dispatch.ts";
 import { escalationSection } from "./escalation.ts";
 import { idleSection } from "./idle.ts";
@@ -20,7 +21,7 @@ const quick = args.includes("--quick");
 const only = args.find((arg) => arg.startsWith("--only="))?.slice("--only=".length).split(",").map(Number);
 const write = !quick && only === undefined && !args.includes("--no-write");
 
-const plan: UserPlan & IsolationPlan & { readonly trials: number } = {
+const plan: UserPlan & IsolationPlan & DistributedPlan & { readonly trials: number } = {
 	rounds: quick ? 3 : 5,
 	ratioRounds: quick ? 3 : 9,
 	burst: quick ? 5_000 : 20_000,
@@ -32,6 +33,8 @@ const plan: UserPlan & IsolationPlan & { readonly trials: number } = {
 	transpileCalls: quick ? 10 : 30,
 	isolationCalls: quick ? 20 : 40,
 	spacedCalls: quick ? 5 : 8,
+	remoteJobs: quick ? 500 : 2_000,
+	remoteTrials: quick ? 5 : 10,
 	log: (line) => console.error(line),
 };
 
@@ -55,7 +58,8 @@ const methods: Methods = {
 	"8. Per-call isolation":
 		`Threads and processes, each with \`maxWorkers: 2\`: one run with \`isolate: "none"\` (threads and processes reused) and one with \`isolate: "call"\` (a fresh thread or process for every call, a spare started ahead) stay open for the whole section, each after a first call and 2 calls of warm-up. Each round times, on each run in turn, ${plan.isolationCalls} no-op calls awaited one after another (back to back: the spare started after a call may not be ready for the next), then ${plan.spacedCalls} calls ${ISOLATION_GAP_MS} ms apart (the gaps not counted: a spare has time to start); the figure is the ratio of the time per call within a round.`,
 	"10. Comm flood":
-		`Threads and processes, each with \`maxWorkers: 2\`: each round opens a fresh run, makes one call of a task with a \`CommPlugin\` (the worker starts, the module loads), then times one call that sends ${FLOOD.toLocaleString("en")} small messages (\`await comm.send(i)\`, the integers 0 to ${(FLOOD - 1).toLocaleString("en")}), from \`submit()\` until the call has settled, with every message counted by a \`MESSAGE\` handler. The longest pause is the largest event-loop delay of the main thread over that time (\`perf_hooks.monitorEventLoopDelay\`, 1 ms resolution).`,
+		`Threads and processes, each with \`maxWorkers: 2\`: each round opens a fresh run, makes one call of a task with a \`CommPlugin\` (the worker starts, the module loads), then times one call that sends ${FLOOD.toLocaleString("en")} small messages (\`await comm.send(i)\`, the integers 0 to ${(FLOOD - 1).toLocaleString("en")}), from \`submit()\` until the call has settled, with every message counted by a \`MESSAGE\` handler. The longest pause is the largest event-loop delay of the main thread over that time (\`perf_hooks.monitorEventLoopDelay\`, 1 ms resolution).`,	[DISTRIBUTED]:
+		`One \`redis-server\` (no persistence, on 127.0.0.1) is started for the section and stopped after it. byop: ${HOSTS} worker hosts, each \`byop worker --concurrency ${CONCURRENCY} --executor threads\` (the built \`dist/src/cli/main.js\`), and one \`Scheduler.withBullMQ\` run with its default \`maxWorkers\`; each round submits ${plan.remoteJobs.toLocaleString("en")} no-op calls \`(a, b) => a + b\` at once and times them from the first \`submit()\` until every future has settled. Raw BullMQ, on the same Redis (another queue): ${HOSTS} worker processes, each a \`bullmq\` \`Worker\` with concurrency ${CONCURRENCY} and the processor \`(job) => job.data.a + job.data.b\` (\`test/bench/bullmq-worker.mjs\`), and a producer that adds the same number of jobs with one \`Queue.addBulk\` (\`removeOnComplete: true\`) and counts their \`completed\` events on a \`QueueEvents\`, timed from before \`addBulk\` to the last event. Both sides are warmed up first (a tenth of a round); the rounds alternate between them, and the figure is the ratio of throughput within a round. The wall-limit rows run, one after another, ${plan.remoteTrials} calls of a busy loop (\`for (;;) {}\`) with a \`PynisherPlugin({ wallTimeLimit: "500ms" })\` on the same hosts: the time from \`submit()\` until the call's future rejects with \`WallTimeLimitError\`, minus 500 ms, and the \`usage.wallMs\` the host reports, minus 500 ms. The cancel row runs ${plan.remoteTrials} calls of a 60 s sleep one after another: once the call has started on a host (a plugin's \`started\` hook, which the scheduler calls when BullMQ reports the job active) and 50 ms more, \`future.cancel()\`, timed until the task's \`CANCELLED\` event; the scheduler ends such a call when its host has stopped it and completed its job as cancelled (each call is checked to carry the host's usage, so none of them ended by the scheduler giving up on the host).`,
 };
 
 const sections: readonly (readonly [number, string, () => Promise<Row[]>])[] = [
@@ -69,6 +73,7 @@ const sections: readonly (readonly [number, string, () => Promise<Row[]>])[] = [
 	[9, "byop map", () => cliMapSection(plan)],
 	[8, "per-call isolation", () => isolationSection(plan)],
 	[10, "comm flood", () => commSection(plan)],
+	[11, "byop on BullMQ", () => distributedSection(plan)],
 ];
 
 const loadAtStart = currentLoad();

@@ -16,6 +16,11 @@ import { BYOP_VERSION, cancelChannel, type Envelope, type JobData, type JobRetur
 const CONNECT_MS = 10_000;
 /** How long a cancel that came before its job is remembered. */
 const CANCEL_MEMORY_MS = 60_000;
+/**
+ * How long a module file resolved under the root is trusted before it is resolved again (its real
+ * path looked up, symlinks followed): a burst of jobs of one task looks it up once, not per job.
+ */
+const RESOLVED_MS = 1000;
 
 /** What a worker host is started with (`byop worker`'s options, checked). */
 export interface HostOptions {
@@ -65,6 +70,8 @@ export class WorkerHost {
 	readonly #dispatcher: Dispatcher<Running>;
 	readonly #running = new Map<string, Ticket>();
 	readonly #cancelled = new Map<string, number>();
+	/** Module files resolved lately: what to import, and when it was resolved. */
+	readonly #resolved = new Map<string, { readonly url: string; readonly at: number }>();
 	/** The comm channels of the calls running here, by job id. */
 	readonly #comms = new Map<string, HostComm>();
 	/** This host's id in comm messages: the channel it hears answers on. */
@@ -208,7 +215,7 @@ export class WorkerHost {
 					"The worker host running the call was lost (it stopped renewing its job's lock: killed, or its machine gone) and the task did not opt in to a retry (retryOnHostLoss)",
 				);
 			}
-			const module = resolveOnHost(data.module, data.kind, data.name, this.#options.policy);
+			const module = this.#resolve(data);
 			const args = unpack(data.args);
 			if (!Array.isArray(args)) {
 				throw new RemoteRefusedError("This worker host refuses a job whose arguments are not a list", "malformed");
@@ -242,6 +249,24 @@ export class WorkerHost {
 			return { kind: "exception", error: serializeError(lost), usage };
 		}
 		return { kind: outcome.kind, error: serializeError(outcome.error), usage };
+	}
+
+	/** What to import for a job's module: `resolveOnHost`, its answer for a file reused for `RESOLVED_MS`. */
+	#resolve(data: JobData): string {
+		if (data.kind !== "file") {
+			return resolveOnHost(data.module, data.kind, data.name, this.#options.policy);
+		}
+		const now = performance.now();
+		const known = this.#resolved.get(data.module);
+		if (known !== undefined && now - known.at < RESOLVED_MS) {
+			return known.url;
+		}
+		const url = resolveOnHost(data.module, data.kind, data.name, this.#options.policy);
+		if (this.#resolved.size >= 1000) {
+			this.#resolved.clear();
+		}
+		this.#resolved.set(data.module, { url, at: now });
+		return url;
 	}
 
 	/**
