@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
+import { packedTarball } from "./pack.ts";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
 const project = mkdtempSync(path.join(tmpdir(), "byop-package-"));
@@ -19,9 +20,8 @@ function run(command: string, args: string[], cwd: string): string {
 
 describe("the packed package", () => {
 	before(() => {
-		const packed = run(npm, ["pack", "--pack-destination", project, "--silent"], root).trim().split("\n").pop()!;
 		writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "byop-consumer", private: true, type: "module" }));
-		run(npm, ["install", "--no-audit", "--no-fund", "--prefer-offline", path.join(project, packed)], project);
+		run(npm, ["install", "--no-audit", "--no-fund", "--prefer-offline", packedTarball()], project);
 		writeFileSync(
 			path.join(project, "jobs.mjs"),
 			`export function add(a, b) { return a + b; }
