@@ -7,6 +7,8 @@ import path from "node:path";
 import { describe, it } from "node:test";
 import { errorJson, errorLine, EXIT, exitCodeOf, parseArgument, safeJson, usageJson, usageLine } from "../src/cli/outcome.ts";
 import { resolveTarget } from "../src/cli/target.ts";
+import { stripsTypes, typescriptLoader } from "../src/cli/typescript.ts";
+import { UsageError } from "../src/cli/usage-error.ts";
 import { TaskLoadError } from "../src/index.ts";
 import { CpuTimeLimitError, MemoryLimitError, WallTimeLimitError } from "../src/pynisher/index.ts";
 import { deserializeError, type SerializedError, serializeError } from "../src/serialize.ts";
@@ -73,6 +75,20 @@ describe("byop's module names", () => {
 			assert.match(resolveTarget("piscina", process.cwd()).url.href, /node_modules\/piscina\//);
 		} finally {
 			rmSync(dir, { recursive: true, force: true });
+		}
+	});
+
+	it("loads TypeScript through tsx where it is installed, else through Node's type stripping, else refuses", () => {
+		const empty = mkdtempSync(path.join(tmpdir(), "byop-no-tsx-"));
+		try {
+			assert.equal(typescriptLoader("typed.ts", [empty, process.cwd()], false), "tsx");
+			assert.equal(typescriptLoader("typed.ts", [empty], true), "node");
+			assert.throws(() => typescriptLoader("typed.ts#f", [empty], false), (error: unknown) => error instanceof UsageError && /typed\.ts#f is TypeScript/.test(error.message));
+			// This Node's own answer: strips from 22.18 and 23.6 (20 does not).
+			const [major = 0, minor = 0] = process.versions.node.split(".").map(Number);
+			assert.equal(stripsTypes(), major > 23 || (major === 23 && minor >= 6) || (major === 22 && minor >= 18));
+		} finally {
+			rmSync(empty, { recursive: true, force: true });
 		}
 	});
 });

@@ -8,6 +8,7 @@ import { appendFileSync, copyFileSync, existsSync, mkdirSync, mkdtempSync, readd
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { packedTarball } from "./pack.ts";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -101,9 +102,8 @@ const delay = (ms: number): Promise<void> => new Promise((resolve) => setTimeout
 describe("the byop command", () => {
 	before(() => {
 		const options = { cwd: root, encoding: "utf8" as const, stdio: ["ignore", "pipe", "pipe"] as ["ignore", "pipe", "pipe"], timeout: 180_000, env: { ...process.env, NODE_OPTIONS: "" } };
-		const packed = execFileSync("npm", ["pack", "--pack-destination", project, "--silent"], options).trim().split("\n").pop()!;
 		writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "byop-cli-consumer", private: true, type: "module" }));
-		execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", path.join(project, packed)], { ...options, cwd: project });
+		execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", packedTarball()], { ...options, cwd: project });
 		// tsx for the TypeScript module test, as a user would have it installed.
 		symlinkSync(path.join(root, "node_modules", "tsx"), path.join(project, "node_modules", "tsx"), "dir");
 		copyFileSync(path.join(root, "docs", "examples", "jobs.mjs"), path.join(project, "jobs.mjs"));

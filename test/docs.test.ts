@@ -1,10 +1,11 @@
-// Every example marked `<!-- example -->` in docs/ runs as written, against the built package.
+// Every example marked `<!-- example -->` in docs/ runs as written, against the package as packed.
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { after, before, describe, it } from "node:test";
+import { packedTarball } from "./pack.ts";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = fileURLToPath(new URL("..", import.meta.url));
@@ -39,10 +40,8 @@ function examples(file: string): string[] {
 
 describe("documentation examples", () => {
 	before(() => {
-		execFileSync("npm", ["run", "build", "--silent"], { cwd: root, stdio: "ignore", timeout: 120_000 });
-		mkdirSync(path.join(project, "node_modules"));
-		symlinkSync(root, path.join(project, "node_modules", "byop"), "dir");
-		writeFileSync(path.join(project, "package.json"), JSON.stringify({ type: "module", private: true }));
+		writeFileSync(path.join(project, "package.json"), JSON.stringify({ name: "byop-docs", type: "module", private: true }));
+		execFileSync("npm", ["install", "--no-audit", "--no-fund", "--prefer-offline", packedTarball()], { cwd: project, stdio: "ignore", timeout: 180_000, env: { ...process.env, NODE_OPTIONS: "" } });
 		copyFileSync(path.join(docs, "examples", "jobs.mjs"), path.join(project, "jobs.mjs"));
 		// The README's quick start names its module jobs.js.
 		copyFileSync(path.join(docs, "examples", "jobs.mjs"), path.join(project, "jobs.js"));

@@ -1,7 +1,7 @@
 // Limits hold at every edge: the end of a call, what the call started, what it leaves behind.
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { describe, it } from "node:test";
@@ -82,7 +82,16 @@ describe("what a call started", () => {
 			const { futures } = await runAll(scheduler, () => {
 				const future = task.submit(pidFile);
 				if (limits === "cancel") {
-					scheduler.callLater("1s", () => future?.cancel());
+					// Once the call has started its processes (it writes their ids then): on a loaded
+					// machine, a thread or process may take longer than a fixed delay to get there.
+					const cancelWhenStarted = (): void => {
+						if (existsSync(pidFile) && readFileSync(pidFile, "utf8").endsWith("]")) {
+							future?.cancel();
+						} else {
+							scheduler.callLater("20ms", cancelWhenStarted);
+						}
+					};
+					cancelWhenStarted();
 				}
 				return [future];
 			});

@@ -107,11 +107,12 @@ for (const kind of EXECUTORS) {
 		it("a busy loop stopped by its wall limit reports the CPU time it used until then", { skip: kind === "threads" && threadCpuOnly("a thread call stopped by its wall limit reports cpuMs -1") }, async () => {
 			const { future } = await once(kind, "spinForever", { wallTimeLimit: "600ms" });
 			assert.ok(future.exception instanceof WallTimeLimitError, `${future.exception}`);
-			// Read just before its thread or process was ended: a busy loop has used CPU all along
-			// (at least a fraction of a core on a loaded machine).
+			// Read just before its thread or process was ended: a busy loop has used CPU all along,
+			// but on a loaded machine only a fraction of a core (85 ms of 618 ms was seen with a
+			// load average of 11 on 2 cores): some, and no more than the wall time.
 			const { cpuMs = -1, wallMs = 0 } = future.usage ?? {};
 			assert.ok(wallMs >= 600, `wall ${wallMs}`);
-			assert.ok(cpuMs >= 100 && cpuMs <= wallMs + 50, `cpu ${cpuMs} in ${wallMs} ms`);
+			assert.ok(cpuMs >= 20 && cpuMs <= wallMs + 50, `cpu ${cpuMs} in ${wallMs} ms`);
 		});
 
 		it("a busy loop past its CPU limit emits TIMEOUT and CPU_TIME_LIMIT_REACHED", async () => {
@@ -144,7 +145,9 @@ for (const kind of EXECUTORS) {
 		});
 
 		it("a call inside all its limits returns its result", async () => {
-			const { future, log } = await once(kind, "add", { wallTimeLimit: "10s", cpuTimeLimit: "10s", memoryLimit: "512mb" }, 40, 2);
+			// A wall limit far off: with a load average of 17 on 2 cores, a new heap-capped thread took
+			// more than 10 s to start under tsx.
+			const { future, log } = await once(kind, "add", { wallTimeLimit: "60s", cpuTimeLimit: "10s", memoryLimit: "512mb" }, 40, 2);
 			assert.equal(future.result, 42);
 			assert.deepEqual(log, ["result"]);
 		});
@@ -168,7 +171,8 @@ describe("limits on threads", () => {
 		const scheduler = Scheduler.withThreads({ maxWorkers: 2 });
 		const plugin = new PynisherPlugin({ cpuTimeLimit: "200ms" });
 		const limited = scheduler.task(job("spinForever"), { plugins: [plugin] });
-		const free = scheduler.task(job("spin"));
+		// Spun by CPU time: on a busy machine, 1200 ms of wall time may give it less than 400 ms of CPU.
+		const free = scheduler.task(job("spinCpu"));
 		const after = scheduler.task(job("add"));
 		const { futures } = await runAll(scheduler, () => [limited.submit(), free.submit(1200)]);
 		assert.ok(futures[0]?.exception instanceof CpuTimeLimitError);
@@ -179,7 +183,7 @@ describe("limits on threads", () => {
 		assert.ok(second.futures[1]?.exception instanceof CpuTimeLimitError);
 	});
 
-	it("100 calls in a row hitting limits leave the pool healthy and no stray threads", async () => {
+	it("40 calls in a row hitting limits leave the pool healthy and no stray threads", async () => {
 		const scheduler = Scheduler.withThreads({ maxWorkers: 2 });
 		const plugin = new PynisherPlugin({ wallTimeLimit: "30ms" });
 		const task = scheduler.task(plain("spinForever"), { plugins: [plugin] });
@@ -195,8 +199,10 @@ describe("limits on threads", () => {
 			peakThreads = Math.max(peakThreads, threadCounts(scheduler)?.alive ?? 0);
 			peakStarted = Math.max(peakStarted, threadCounts(scheduler)?.started ?? 0);
 		});
-		const { futures } = await runAll(scheduler, () => Array.from({ length: 100 }, () => task.submit()));
-		assert.equal(limitEvents, 100);
+		// 40 replaced threads: what grew with each replacement (threads remembered, descriptors) shows
+		// as 40 times as much; more calls take longer and find nothing more.
+		const { futures } = await runAll(scheduler, () => Array.from({ length: 40 }, () => task.submit()));
+		assert.equal(limitEvents, 40);
 		assert.ok(futures.every((future) => future.exception instanceof WallTimeLimitError));
 		assert.ok(peakThreads <= 2, `peak threads ${peakThreads}`);
 		// What the executor remembers of started threads does not grow with the threads replaced.
@@ -217,8 +223,9 @@ describe("limits on threads", () => {
 		// come and gone, it closed descriptors still read by running calls, and a running call was
 		// then measured on another thread, or not at all.
 		const scheduler = Scheduler.withThreads({ maxWorkers: 2 });
-		const long = scheduler.task(job("spin"), { plugins: [new PynisherPlugin({ cpuTimeLimit: "1500ms" })] });
-		const short = scheduler.task(job("spin"), { plugins: [new PynisherPlugin({ cpuTimeLimit: "20ms" })] });
+		// Spun by CPU time, so that each passes its limit however small its share of a core.
+		const long = scheduler.task(job("spinCpu"), { plugins: [new PynisherPlugin({ cpuTimeLimit: "1500ms" })] });
+		const short = scheduler.task(job("spinCpu"), { plugins: [new PynisherPlugin({ cpuTimeLimit: "20ms" })] });
 		const { futures } = await runAll(scheduler, () => [long.submit(6000), ...Array.from({ length: 14 }, () => short.submit(6000))]);
 		const outcomes = futures.map((future) => (future?.exception instanceof CpuTimeLimitError ? "cpu" : `${future?.state}: ${String(future?.exception ?? future?.result)}`));
 		assert.deepEqual(outcomes, Array.from({ length: 15 }, () => "cpu"));

@@ -9,7 +9,7 @@ import { checked, createScheduler, parseConcurrency, parseShared, SHARED_OPTIONS
 import { type ErrorJson, errorJson, errorLine, EXIT, safeJson, usageJson } from "./outcome.ts";
 import { doneIndexes, LineWriter } from "./output.ts";
 import { resolveTarget } from "./target.ts";
-import { rerunUnderTsx, underTsx } from "./typescript.ts";
+import { rerunUnderTsx, typescriptLoader, underTsx } from "./typescript.ts";
 import { quote, UsageError } from "./usage-error.ts";
 
 const OPTIONS = {
@@ -48,7 +48,7 @@ export async function mapCommand(args: readonly string[]): Promise<number> {
 	if (values.resume === true && values.output === undefined) {
 		throw new UsageError("`--resume` needs `--output FILE`: the file whose lines are already done");
 	}
-	if (target.typescript && !underTsx()) {
+	if (target.typescript && !underTsx() && typescriptLoader(positionals[0]!) === "tsx") {
 		return rerunUnderTsx(["map", ...args], positionals[0]!);
 	}
 	const done = values.resume === true && values.output !== undefined ? await doneIndexes(values.output) : new Set<number>();

@@ -5,7 +5,7 @@ import { checked, createScheduler, parseShared, SHARED_OPTIONS } from "./options
 import { type ErrorJson, errorJson, errorLine, EXIT, exitCodeOf, parseArgument, safeJson, usageJson, usageLine } from "./outcome.ts";
 import { onInterrupt } from "./interrupt.ts";
 import { resolveTarget } from "./target.ts";
-import { rerunUnderTsx, underTsx } from "./typescript.ts";
+import { rerunUnderTsx, typescriptLoader, underTsx } from "./typescript.ts";
 import { UsageError } from "./usage-error.ts";
 
 const OPTIONS = { ...SHARED_OPTIONS, json: { type: "boolean" } } as const;
@@ -38,7 +38,7 @@ export async function runCommand(args: readonly string[]): Promise<number> {
 	}
 	const shared = parseShared(values);
 	const target = resolveTarget(module);
-	if (target.typescript && !underTsx()) {
+	if (target.typescript && !underTsx() && typescriptLoader(module) === "tsx") {
 		return rerunUnderTsx(["run", ...args], module);
 	}
 	const json = values.json === true;

@@ -10,9 +10,40 @@ export function underTsx(): boolean {
 	return process.execArgv.some((flag) => /(^|=|[\\/])tsx([\\/]|$)|^tsx\/esm$/.test(flag));
 }
 
-/** tsx's loader as a URL, found from `cwd` or else beside byop, or `undefined` when it is not installed. */
-function findTsx(cwd: string): string | undefined {
-	for (const from of [path.join(cwd, "noop.js"), fileURLToPath(import.meta.url)]) {
+/** Where tsx is looked for: the current directory, then beside byop. */
+const SEARCH_FROM = (cwd: string): string[] => [cwd, path.dirname(fileURLToPath(import.meta.url))];
+
+/**
+ * Whether this Node strips TypeScript types itself: by default from 22.18 and 23.6, unless
+ * turned off with `--no-experimental-strip-types`.
+ */
+export function stripsTypes(): boolean {
+	const typescript = (process.features as { typescript?: string | false }).typescript;
+	return typescript === "strip" || typescript === "transform";
+}
+
+/**
+ * How the command loads a TypeScript module when it does not run under tsx: `"tsx"`, run again
+ * under tsx, where tsx is installed (every TypeScript syntax); else `"node"`, Node's own type
+ * stripping, where this Node strips types (erasable syntax only: no enums, namespaces or
+ * parameter properties; see docs/cli.md).
+ *
+ * @throws {UsageError} When tsx is not installed and this Node does not strip types.
+ */
+export function typescriptLoader(module: string, searchFrom: readonly string[] = SEARCH_FROM(process.cwd()), strips = stripsTypes()): "tsx" | "node" {
+	if (findTsx(searchFrom) !== undefined) {
+		return "tsx";
+	}
+	if (strips) {
+		return "node";
+	}
+	throw new UsageError(`${module} is TypeScript: install tsx (npm install --save-dev tsx) so that byop can load it, run Node 22.18 or later, which loads TypeScript without types that need code, or build it to JavaScript`);
+}
+
+/** tsx's loader as a URL, found from the first folder that has it, or `undefined` when none does. */
+function findTsx(searchFrom: readonly string[]): string | undefined {
+	for (const folder of searchFrom) {
+		const from = path.join(folder, "noop.js");
 		try {
 			return pathToFileURL(createRequire(from).resolve("tsx")).href;
 		} catch {
@@ -30,7 +61,7 @@ function findTsx(cwd: string): string | undefined {
  * @throws {UsageError} When tsx is not installed.
  */
 export function rerunUnderTsx(argv: readonly string[], module: string, cwd = process.cwd()): Promise<number> {
-	const tsx = findTsx(cwd);
+	const tsx = findTsx(SEARCH_FROM(cwd));
 	if (tsx === undefined) {
 		throw new UsageError(`${module} is TypeScript: install tsx (npm install --save-dev tsx) so that byop can load it, or build it to JavaScript`);
 	}

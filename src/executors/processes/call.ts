@@ -1,3 +1,4 @@
+import { WorkerCrashedError } from "../../errors.ts";
 import { MemoryLimitError } from "../../limits/errors.ts";
 import type { StopReason } from "../../limits/stopper.ts";
 import type { Limits } from "../../limits/types.ts";
@@ -42,7 +43,16 @@ export class ProcessCall implements CallAdapter {
 	}
 
 	ready(): Promise<void> {
-		return this.#proc.ready;
+		const memoryBytes = this.#call.limits?.memoryBytes;
+		if (memoryBytes === undefined) {
+			return this.#proc.ready;
+		}
+		// A heap cap below what node needs to start aborts the process as it starts (Node 24 and
+		// later use more heap before the process says it is ready than Node 20 does): under a
+		// memory limit, that is the limit's doing, as an abort while the call runs is.
+		return this.#proc.ready.catch((error: unknown) => {
+			throw error instanceof WorkerCrashedError && aborted(error.signal, error.exitCode) ? new MemoryLimitError(memoryBytes, memoryBytes, "rss", { cause: error }) : error;
+		});
 	}
 
 	startedAt(): number | undefined {
@@ -84,7 +94,7 @@ export class ProcessCall implements CallAdapter {
 		}
 		const usage = { wallMs: performance.now() - this.#sentAt, cpuMs: -1, peakMemoryBytes: 0, where: "process" as const };
 		// A V8 heap cap hit aborts the process: under a memory limit that is the limit's doing.
-		if (limits?.memoryBytes !== undefined && (ended.signal === "SIGABRT" || ended.signal === "SIGTRAP" || ended.code === 134)) {
+		if (limits?.memoryBytes !== undefined && aborted(ended.signal, ended.code)) {
 			return { kind: "exception", error: new MemoryLimitError(limits.memoryBytes, limits.memoryBytes, "rss", { cause: ended.error }), usage };
 		}
 		return { kind: "exception", error: ended.error, usage };
@@ -125,4 +135,9 @@ function watchOf(limits: Limits | undefined): ProcessCallPayload["watch"] {
 		return undefined;
 	}
 	return { cpuMs: limits.cpuMs, rssBytes: limits.memoryBytes, wallMs: limits.wallMs, sampleMs: limits.sampleMs };
+}
+
+/** Whether a process ended the way V8 ends it when its heap cap is hit (an abort). */
+function aborted(signal: NodeJS.Signals | null, code: number | null): boolean {
+	return signal === "SIGABRT" || signal === "SIGTRAP" || code === 134;
 }
