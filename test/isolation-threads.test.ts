@@ -151,7 +151,6 @@ describe("a call slot that makes no sense", () => {
 			pools: { run: (target: Pool, payload: unknown, signal: unknown) => target.run(payload as never, { signal } as never) } as unknown as ThreadPools,
 			slot: 0,
 			generation: 7,
-			waiting: new Set(),
 			key: "key",
 			capBytes: 0,
 			watchOffHeap: false,

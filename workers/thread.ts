@@ -155,8 +155,13 @@ export default async function runThreadCall(payload: ThreadCallPayload): Promise
 	// Runs once piscina, to which the answer is returned, has posted it (in the same run of
 	// microtasks): the main thread knows from then on that an answer it has not received was lost
 	// (one it could not read, such as a value nested too deeply for its stack).
-	nextTick(() => slots.posted(slot, ended));
+	nextTick(markPosted, slot, ended);
 	return answer;
+}
+
+/** Marks the answer `finish` recorded as `ended` in `slot` as posted (see `SlotWriter.posted`). */
+function markPosted(slot: number, ended: number): void {
+	slots.posted(slot, ended);
 }
 
 function drained(stream: NodeJS.WriteStream): Promise<void> {

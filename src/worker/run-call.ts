@@ -6,7 +6,7 @@ import type { Clock } from "./clocks.ts";
 import type { TaskComm } from "./comm.ts";
 import type { RunningCalls } from "./context.ts";
 import { HeapSampler } from "./heap-sampler.ts";
-import { IntrinsicsWatch } from "./intrinsics.ts";
+import { FULL_CHECK_AFTER_MS, IntrinsicsWatch } from "./intrinsics.ts";
 import { type Invocation, invoke } from "./invoke.ts";
 import { loadedFunction, loadFunction } from "./job-module.ts";
 import { workersAlive } from "./spawn-watch.ts";
@@ -106,13 +106,19 @@ export async function runCall(payload: CallPayload, site: CallSite, calls: Runni
 		const wallMs = now() - started;
 		const cpuMs = site.clock.spent(startCpu, wallMs);
 		const peakMemoryBytes = sampler.stop();
-		// A worker thread it started and left running is work left behind too, and so is a
-		// built-in it replaced, which the next call (and the worker's own machinery) would use.
 		// What the task sent and still waits for room goes before the call's answer; then the
 		// channel closes, with the timers of requests left unanswered.
-		await comm?.flush();
-		comm?.close();
-		const leftWork = activeWork() > resources || workersAlive() > workers || intrinsics.changed();
+		if (comm !== undefined) {
+			await comm.flush();
+			comm.close();
+		}
+		// A built-in it replaced is work left behind, which the next call (and the worker's own
+		// machinery) would use. Checked first: a getter it put in a built-in's place runs in the
+		// check, and what that getter starts is counted below. A call that threw or ran long gets
+		// the full check (see `IntrinsicsWatch`).
+		const patched = intrinsics.changedAfterCall(!result.ok || wallMs >= FULL_CHECK_AFTER_MS);
+		// A worker thread it started and left running is work left behind too.
+		const leftWork = patched || activeWork() > resources || workersAlive() > workers;
 		return { result, wallMs, cpuMs, peakMemoryBytes, externalGrowth: sampler.externalGrowth, leftWork };
 	} finally {
 		comm?.close();

@@ -32,8 +32,6 @@ export interface ThreadPlace {
 	readonly capBytes: number;
 	/** Whether memory outside the heap is watched (`memoryKind: "auto"`), to move the call to a process. */
 	readonly watchOffHeap: boolean;
-	/** Where a call waiting for a thread is told that its pool has none left to take it (its threads failed to start). */
-	readonly waiting: Set<(failure: unknown) => void>;
 	/** Posts a stop notice to every thread of the executor; the one running the call acts on it. */
 	post(message: AbortMessage): void;
 	/** Starts threads in `pool` again, after the call's thread ended; `module` is the call's. */
@@ -68,13 +66,8 @@ export class ThreadCall implements CallAdapter {
 	readonly #cpu: ThreadCpu;
 	/** Why no thread could take the call: its pool's threads failed to start. */
 	#startFailure: { readonly failure: unknown } | undefined;
-	readonly #stranded = (failure: unknown): void => {
-		if (this.startedAt() === undefined && this.#startFailure === undefined) {
-			this.#startFailure = { failure };
-			// Drops the call from piscina's queue.
-			this.#signal.abort();
-		}
-	};
+	/** Whether the call has been sent to its pool and has not settled: it may wait there for a thread. */
+	#waiting = false;
 	/** When the call was sent to its pool, in `performance.now()` time. */
 	#sentAt = Number.POSITIVE_INFINITY;
 	/** Whether piscina has settled the call (with an answer or a failure). */
@@ -91,6 +84,23 @@ export class ThreadCall implements CallAdapter {
 		this.#place = place;
 		this.#cpu = new ThreadCpu(place.slots, place.slot, place.generation, (what) => this.#nonsense(what), (threadId) => place.pool.threads.find((thread) => thread.threadId === threadId));
 		this.offHeapBytes = place.watchOffHeap ? () => this.#size(place.slots.externalMemory(place.slot), "memory outside the heap") : undefined;
+	}
+
+	/** The pool the call is sent to. */
+	get pool(): Pool {
+		return this.#place.pool;
+	}
+
+	/**
+	 * Its pool has no thread left that could take the call: they failed to start with `failure`.
+	 * A call still waiting for one ends with it (see `ThreadExecutor`).
+	 */
+	strand(failure: unknown): void {
+		if (this.#waiting && this.startedAt() === undefined && this.#startFailure === undefined) {
+			this.#startFailure = { failure };
+			// Drops the call from piscina's queue.
+			this.#signal.abort();
+		}
 	}
 
 	/**
@@ -130,16 +140,18 @@ export class ThreadCall implements CallAdapter {
 		const { id, ref, args } = this.#call;
 		// The call counts as running from here: it holds one of the pool's places (its thread may
 		// still have to start); limits count from the start its worker records.
-		this.#place.waiting.add(this.#stranded);
+		this.#waiting = true;
 		this.#sentAt = performance.now();
 		const port = this.#openComm();
-		const sent = await pools.run(pool, { id, ref, args, slot, generation, key, port }, this.#signal).then(answeredWith, failedWith);
+		// Without a port, the payload has no field for one: every field is copied to the thread.
+		const payload = port === undefined ? { id, ref, args, slot, generation, key } : { id, ref, args, slot, generation, key, port };
+		const sent = await pools.run(pool, payload, this.#signal).then(answeredWith, failedWith);
 		if (sent.answered && this.#comm !== undefined) {
 			// The answer came on piscina's port; what the task sent before it may still be on the
 			// call's own: the call settles once that port has brought its end (or closed).
 			await this.#comm.main.whenEnded();
 		}
-		this.#place.waiting.delete(this.#stranded);
+		this.#waiting = false;
 		this.#settled = true;
 		if (sent.answered) {
 			this.#checkEnd();

@@ -36,8 +36,10 @@ export class ThreadExecutor implements Executor {
 	readonly #channelName = `byop-threads-${randomBytes(16).toString("hex")}`;
 	/** Sent with every call: a task that calls its thread's entry itself has not got it. */
 	readonly #key = randomBytes(16).toString("hex");
-	/** The calls sent to threads and not yet answered. */
-	readonly #inFlight = new Set<ThreadCall>();
+	/** The calls given a slot and not yet settled, by slot. */
+	readonly #inFlight: (ThreadCall | undefined)[];
+	/** How many of them there are. */
+	#inFlightCount = 0;
 	/** Checks the calls in flight; it stops itself once none is left. */
 	#answerCheck: NodeJS.Timeout | undefined;
 	#channel: BroadcastChannel | undefined;
@@ -50,8 +52,8 @@ export class ThreadExecutor implements Executor {
 	};
 
 	readonly #maxWorkers: number;
-	/** The calls of each pool still waiting for a thread, told when the pool has none left that could take them. */
-	readonly #waiting = new WeakMap<Pool, Set<(failure: unknown) => void>>();
+	/** The pools whose threads' failures to start are heard (see `#hearStartFailures`). */
+	readonly #heard = new WeakSet<Pool>();
 	/** The smallest heap cap a call is sent to a thread with (tests lower it to have threads fail to start). */
 	readonly #startable = { minHeapBytes: THREAD_MIN_HEAP_BYTES };
 	readonly #isolate: boolean;
@@ -64,6 +66,7 @@ export class ThreadExecutor implements Executor {
 		this.#slots = new MainSlots(buffer);
 		this.#pools = new ThreadPools(maxWorkers, { slots: buffer, channel: this.#channelName, key: this.#key, loaders: threadLoaders() }, this.#isolate);
 		this.#freeSlots = Array.from({ length: maxWorkers }, (_, i) => maxWorkers - 1 - i);
+		this.#inFlight = Array.from({ length: maxWorkers }, () => undefined);
 		exposeForTests(this, { threads: () => this.#pools.counts(), startable: () => this.#startable });
 	}
 
@@ -95,53 +98,53 @@ export class ThreadExecutor implements Executor {
 		this.#slots.reset(slot, generation);
 		const watchOffHeap = capBytes > 0 && limits?.memoryKind === "auto" && limits.escalate;
 		const pool = this.#pools.get(capBytes);
-		const waiting = this.#waitingIn(pool);
+		if (!this.#heard.has(pool)) {
+			this.#hearStartFailures(pool);
+		}
 		if (this.#isolate && TYPESCRIPT_MODULE.test(execution.call.ref.module)) {
 			// Its spare is ready for the next such call.
 			this.#pools.typescript(pool);
 		}
-		const call = new ThreadCall(execution.call, { pool, pools: this.#pools, slots: this.#slots, slot, generation, key: this.#key, capBytes, watchOffHeap, waiting, post: this.#post, rewarm: this.#rewarm });
-		this.#inFlight.add(call);
+		const call = new ThreadCall(execution.call, { pool, pools: this.#pools, slots: this.#slots, slot, generation, key: this.#key, capBytes, watchOffHeap, post: this.#post, rewarm: this.#rewarm });
+		this.#inFlight[slot] = call;
+		this.#inFlightCount++;
 		this.#answerCheck ??= setInterval(this.#checkAnswers, ANSWER_CHECK_MS).unref();
 		try {
 			return await runCall(execution, call, this.#watchers);
 		} finally {
-			this.#inFlight.delete(call);
+			this.#inFlight[slot] = undefined;
+			this.#inFlightCount--;
 			this.#freeSlots.push(slot);
 		}
 	}
 
 	/**
-	 * The calls of `pool` waiting for a thread. A thread that fails to start (out of heap as it
-	 * loads, a loader that throws) is dropped by piscina, which reports it as an `error` of the
-	 * pool and starts no other thread for the calls it queued: once the pool has no thread left,
-	 * they would wait forever, so they end with the failure.
+	 * A thread that fails to start (out of heap as it loads, a loader that throws) is dropped by
+	 * piscina, which reports it as an `error` of the pool and starts no other thread for the calls
+	 * it queued: once the pool has no thread left, they would wait forever, so the calls of the
+	 * pool still waiting for a thread end with the failure.
 	 */
-	#waitingIn(pool: Pool): Set<(failure: unknown) => void> {
-		let waiting = this.#waiting.get(pool);
-		if (waiting === undefined) {
-			const calls = new Set<(failure: unknown) => void>();
-			pool.on("error", (failure: unknown) => {
-				if (pool.threads.length === 0) {
-					for (const strand of [...calls]) {
-						strand(failure);
+	#hearStartFailures(pool: Pool): void {
+		this.#heard.add(pool);
+		pool.on("error", (failure: unknown) => {
+			if (pool.threads.length === 0) {
+				for (const call of this.#inFlight.slice()) {
+					if (call?.pool === pool) {
+						call.strand(failure);
 					}
 				}
-			});
-			this.#waiting.set(pool, calls);
-			waiting = calls;
-		}
-		return waiting;
+			}
+		});
 	}
 
 	readonly #checkAnswers = (): void => {
-		if (this.#inFlight.size === 0) {
+		if (this.#inFlightCount === 0) {
 			clearInterval(this.#answerCheck);
 			this.#answerCheck = undefined;
 			return;
 		}
 		for (const call of this.#inFlight) {
-			call.checkAnswer();
+			call?.checkAnswer();
 		}
 	};
 
