@@ -5,7 +5,7 @@ import path from "node:path";
 import { after, before, describe, it } from "node:test";
 import { pathToFileURL } from "node:url";
 import { packageName, resolveOnHost } from "../src/executors/bullmq/host-refs.ts";
-import { describeRedis, maskUrl, parseRedisUrl } from "../src/executors/bullmq/options.ts";
+import { describeRedis, maskUrl, parseBullMQOptions, parseRedisUrl } from "../src/executors/bullmq/options.ts";
 import { deliverUp, HostComm, parseMessage, type UpMessage } from "../src/executors/bullmq/remote-comm.ts";
 import { BYOP_VERSION, moduleOnTheWire, pack, packArgs, packEnvelope, readReturn } from "../src/executors/bullmq/wire.ts";
 import { CommError, DataCloneError, RemoteRefusedError, TaskLoadError } from "../src/index.ts";
@@ -69,6 +69,29 @@ describe("Redis URLs", () => {
 		assert.deepEqual(parseRedisUrl("u", "redis://:pw@[::1]:7000"), { host: "::1", port: 7000, password: "pw" });
 		assert.throws(() => parseRedisUrl("u", "redis://h/notadb"), /database number/);
 		assert.throws(() => parseRedisUrl("u", "not a url:pw@"), TypeError);
+	});
+
+	it("as an object: every field is checked, naming it, and the password never shown", () => {
+		const settings = parseBullMQOptions({ connection: { host: "redis.internal", port: 6380, username: "me", password: "hunter2", tls: { servername: "r" }, db: 4 }, queueName: "q" });
+		assert.deepEqual(settings.redis, { host: "redis.internal", port: 6380, username: "me", password: "hunter2", db: 4, tls: { servername: "r" } });
+		assert.equal(settings.where, "rediss://me:***@redis.internal:6380/4");
+		assert.deepEqual(parseBullMQOptions({ connection: {}, queueName: "q" }).redis, { host: "127.0.0.1", port: 6379 });
+		assert.deepEqual(parseBullMQOptions({ connection: { tls: false }, queueName: "q" }).redis, { host: "127.0.0.1", port: 6379 });
+		assert.deepEqual(parseBullMQOptions({ connection: { tls: true }, queueName: "q" }).redis.tls, {});
+		const bad: [unknown, RegExp][] = [
+			[{ host: "" }, /`connection.host`/],
+			[{ port: 1.5 }, /`connection.port`/],
+			[{ username: 3 }, /`connection.username`/],
+			[{ password: 3 }, /`connection.password`/],
+			[{ tls: "yes" }, /`connection.tls`/],
+			[{ db: -1 }, /`connection.db`/],
+		];
+		for (const [connection, pattern] of bad) {
+			assert.throws(() => parseBullMQOptions({ connection, queueName: "q" }), pattern);
+		}
+		assert.throws(() => parseBullMQOptions({ connection: { password: 12345 }, queueName: "q" }), (error: Error) => !error.message.includes("12345"));
+		assert.throws(() => parseBullMQOptions({ connection: "redis://h", queueName: "q", prefix: "a:b" }), /`prefix`/);
+		assert.throws(() => parseBullMQOptions({ connection: "redis://h", queueName: "q", root: "" }), /`root`/);
 	});
 
 	it("are shown with their password masked", () => {
