@@ -311,10 +311,11 @@ describe("limit()", () => {
 		assert.equal(await add(2, 2), 4);
 		assert.deepEqual(childPids().filter((pid) => !before.has(pid)), first, "the next call runs in the same process");
 		const sleep = limit(plain("sleep"), { executor: "processes", maxWorkers: 1 });
-		const long = sleep(30_000);
+		// Its rejection is awaited from the start: close() may reject it before it returns.
+		const long = assert.rejects(sleep(30_000), CancelledError);
 		await delay(300);
 		await sleep.close();
-		await assert.rejects(long, CancelledError);
+		await long;
 		await add.close();
 		assert.equal(alive(first[0]!), false, "close() ended the process");
 		// A closed wrapper starts again at its next call.
